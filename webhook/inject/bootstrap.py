@@ -1,0 +1,41 @@
+"""The bootstrap Secret ``sidecar-bootstrap-config-<uuid>`` mounted at /etc/pipy in the sidecar."""
+
+from __future__ import annotations
+
+import base64
+from collections.abc import Mapping
+from typing import Any
+
+import yaml
+
+from webhook.inject.render import Rendered
+
+__all__ = ["bootstrap_secret"]
+
+
+def bootstrap_secret(
+    rendered: Rendered,
+    namespace: str,
+    certs: Mapping[str, bytes] | None = None,
+    owner: Mapping[str, Any] | None = None,
+) -> dict[str, Any]:
+    """The Secret object: ``bootstrap.yaml`` plus, when given, ``cacert.pem``/``repo_cert.pem``/``repo_key.pem``.
+
+    ``owner`` is an ownerReference (the pod, once it exists) so the Secret goes away with it.
+    """
+    data = {"bootstrap.yaml": yaml.safe_dump(rendered.bootstrap, sort_keys=False).encode()}
+    data.update(certs or {})
+    meta: dict[str, Any] = {
+        "name": rendered.secret_name,
+        "namespace": namespace,
+        "labels": {"fsm-proxy-uuid": rendered.uuid, "app.kubernetes.io/managed-by": "fsm-onboard"},
+    }
+    if owner:
+        meta["ownerReferences"] = [dict(owner)]
+    return {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "type": "Opaque",
+        "metadata": meta,
+        "data": {k: base64.b64encode(v).decode() for k, v in data.items()},
+    }

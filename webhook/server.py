@@ -1,0 +1,61 @@
+"""Run the webhook over HTTPS with uvicorn; certificates swapped in without a restart.
+
+uvicorn builds its SSLContext once (``config.load()``); we load the config ourselves, raise the
+floor to TLS 1.2 and hand that same context to ``CertReloader``, which points new handshakes at
+the newest cert/key files. ``Server.serve`` sees the config already loaded and keeps our context.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import ssl
+from pathlib import Path
+
+import uvicorn
+from fastapi import FastAPI
+
+from webhook.certs.reload import CertReloader
+
+__all__ = ["TLSFiles", "run_https"]
+
+log = logging.getLogger("fsm_onboard.server")
+
+
+@dataclasses.dataclass(frozen=True)
+class TLSFiles:
+    cert: Path
+    key: Path
+
+
+def build_server(app: FastAPI, host: str, port: int, tls: TLSFiles, *, log_level: str = "warning") -> tuple[
+    uvicorn.Server, CertReloader
+]:
+    config = uvicorn.Config(
+        app,
+        host=host,
+        port=port,
+        ssl_certfile=str(tls.cert),
+        ssl_keyfile=str(tls.key),
+        log_level=log_level,
+        access_log=False,
+        server_header=False,
+        timeout_keep_alive=30,
+        lifespan="off",
+    )
+    config.load()
+    assert config.ssl is not None
+    config.ssl.minimum_version = ssl.TLSVersion.TLSv1_2
+    reloader = CertReloader(config.ssl, tls.cert, tls.key)
+    return uvicorn.Server(config), reloader
+
+
+def run_https(app: FastAPI, host: str, port: int, tls: TLSFiles, *, log_level: str = "warning") -> None:
+    """Serve until SIGINT/SIGTERM; cert files are re-read when they change on disk."""
+    server, reloader = build_server(app, host, port, tls, log_level=log_level)
+    reloader.start(interval=1.0)
+    log.info("serving https://%s:%d (TLS 1.2+)", host, port)
+    try:
+        server.run()
+    finally:
+        reloader.stop()
