@@ -1,0 +1,105 @@
+"""Helpers shared by the HTTP, CLI and e2e tests: free ports, processes, AdmissionReviews."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+BIN = Path(sys.executable).parent
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_for_port(port: int, proc: subprocess.Popen[Any] | None = None, timeout: float = 20.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc is not None and proc.poll() is not None:
+            out = proc.stdout.read() if proc.stdout else ""
+            raise RuntimeError(f"process exited with {proc.returncode} before listening on {port}:\n{out}")
+        with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), timeout=0.2):
+            return
+        time.sleep(0.05)
+    raise RuntimeError(f"nothing listening on 127.0.0.1:{port} after {timeout}s")
+
+
+@contextlib.contextmanager
+def serve_standalone(cert_dir: Path, *extra: str) -> Iterator[tuple[int, subprocess.Popen[str]]]:
+    """Run ``fsm-onboard serve --standalone`` on a free loopback port until the block ends."""
+    port = free_port()
+    proc = subprocess.Popen(
+        [str(BIN / "fsm-onboard"), "serve", "--standalone", "--host", "127.0.0.1", "--port", str(port),
+         "--cert-dir", str(cert_dir), *extra],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )
+    try:
+        wait_for_port(port, proc)
+        yield port, proc
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+def review(pod: dict[str, Any], *, uid: str = "uid-1", namespace: str = "demo", dry_run: bool = False) -> dict[str, Any]:
+    return {
+        "apiVersion": "admission.k8s.io/v1",
+        "kind": "AdmissionReview",
+        "request": {
+            "uid": uid,
+            "kind": {"group": "", "version": "v1", "kind": "Pod"},
+            "resource": {"group": "", "version": "v1", "resource": "pods"},
+            "namespace": namespace,
+            "operation": "CREATE",
+            "dryRun": dry_run,
+            "object": pod,
+        },
+    }
+
+
+def sample_pod(annotations: dict[str, str] | None = None, containers: int = 3) -> dict[str, Any]:
+    """A realistic pod: several containers with ports, env, resources and probes (~10 KB as JSON)."""
+    cs = []
+    for i in range(containers):
+        cs.append({
+            "name": f"app-{i}",
+            "image": f"registry.example/team/app-{i}:1.2.{i}",
+            "ports": [{"name": "http", "containerPort": 8080 + i}, {"name": "metrics", "containerPort": 9100 + i}],
+            "env": [{"name": f"SETTING_{j}", "value": "x" * 40} for j in range(25)],
+            "resources": {"requests": {"cpu": "100m", "memory": "128Mi"}, "limits": {"cpu": "1", "memory": "512Mi"}},
+            "livenessProbe": {"httpGet": {"path": "/healthz", "port": "http"}, "periodSeconds": 10},
+            "readinessProbe": {"tcpSocket": {"port": 8080 + i}},
+            "volumeMounts": [{"name": "config", "mountPath": "/etc/app"}],
+        })
+    return {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {
+            "generateName": "web-7d9f8b6c5d-",
+            "namespace": "demo",
+            "labels": {"app": "web", "pod-template-hash": "7d9f8b6c5d"},
+            "annotations": {"flomesh.io/sidecar-injection": "enabled", **(annotations or {})},
+            "ownerReferences": [{"apiVersion": "apps/v1", "kind": "ReplicaSet", "name": "web-7d9f8b6c5d",
+                                 "uid": "6a0c2c1e-0000-4000-8000-000000000000", "controller": True}],
+        },
+        "spec": {
+            "serviceAccountName": "web",
+            "containers": cs,
+            "volumes": [{"name": "config", "configMap": {"name": "web-config"}}],
+        },
+    }
