@@ -1,0 +1,7 @@
+"""`python -m initcontainer` == `fsm-init`."""
+
+import sys
+
+from .cli import main
+
+sys.exit(main())
