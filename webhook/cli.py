@@ -9,7 +9,7 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -140,12 +140,12 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from webhook.mutate import Mutator, standalone_namespace
     from webhook.server import TLSFiles, run_https
 
-    config = _mesh_config(args.mesh_config)
     templates = _templates(args.template_dir)
+    if not args.standalone:
+        return _serve_cluster(args, templates)
+    config = _mesh_config(args.mesh_config)
     ctx = _context(args, config)
     cert_dir = Path(args.cert_dir)
-    if not args.standalone:
-        raise UsageError("serve: cluster mode needs --kubeconfig (not available yet); use --standalone")
     hosts = list(dict.fromkeys(["localhost", "127.0.0.1", *args.cert_host]))
     try:
         files = ensure_cert_dir(cert_dir, hosts)
@@ -165,6 +165,107 @@ def cmd_serve(args: argparse.Namespace) -> int:
     finally:
         renewer.stop()
     return 0
+
+
+def _serve_cluster(args: argparse.Namespace, templates: Templates) -> int:
+    from webhook.app import create_app
+    from webhook.certs.errors import CertError
+    from webhook.cluster import ClusterOptions, ClusterServer
+    from webhook.kube.client import KubeError, connect
+    from webhook.kube.webhookconfig import WebhookSettings
+    from webhook.server import TLSFiles, run_https
+
+    if args.mesh_config:
+        raise UsageError("--mesh-config: in cluster mode the MeshConfig is the fsm-mesh-config object; "
+                         "use it with --standalone, inject or explain")
+    try:
+        webhook = WebhookSettings(
+            mesh_name=args.mesh_name,
+            mesh_namespace=args.mesh_namespace,
+            url=args.webhook_url or "",
+            service_name=args.service_name,
+            failure_policy=args.failure_policy,
+            timeout_seconds=args.webhook_timeout,
+        )
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
+    options = ClusterOptions(
+        mesh_name=args.mesh_name,
+        mesh_namespace=args.mesh_namespace,
+        cert_dir=Path(args.cert_dir),
+        cert_hosts=args.cert_host,
+        webhook=webhook,
+        trust_domain=args.trust_domain,
+    )
+    # Context from FSM's default repo settings; the live MeshConfig decides per admission.
+    ctx = Context(mesh_name=args.mesh_name, mesh_namespace=args.mesh_namespace, trust_domain=args.trust_domain)
+    try:
+        kube = connect(args.kubeconfig)
+        cluster = ClusterServer(kube, options, templates, ctx)
+        cluster.start()
+    except (KubeError, CertError) as exc:
+        print(f"fsm-onboard: error: cannot start in cluster mode: {exc}", file=sys.stderr)
+        return 1
+    cert, key = cluster.tls_files
+    print(
+        f"fsm-onboard: serving https://{args.host}:{args.port}/mutate-pod-creation for mesh {args.mesh_name!r} "
+        f"(API server {kube.server}); webhook {webhook.url or webhook.service_name}",
+        file=sys.stderr,
+        flush=True,
+    )
+    try:
+        run_https(
+            create_app(cluster.mutator, ready=cluster.ready),
+            args.host,
+            args.port,
+            TLSFiles(cert, key),
+            log_level=args.log_level,
+            on_started=cluster.register,
+        )
+    finally:
+        cluster.stop()
+    return 0
+
+
+def cmd_namespace(args: argparse.Namespace) -> int:
+    from webhook.kube import namespaces
+    from webhook.kube.client import KubeError, connect
+
+    try:
+        kube = connect(args.kubeconfig)
+        if args.ns_command == "add":
+            for name in args.names:
+                print(namespaces.add(kube, name, args.mesh_name, injection=not args.disable_sidecar_injection,
+                                     metrics=args.enable_metrics))
+        elif args.ns_command == "remove":
+            for name in args.names:
+                print(namespaces.remove(kube, name, args.mesh_name))
+        else:
+            print(namespaces.table(kube, None if args.all_meshes else args.mesh_name))
+    except namespaces.NamespaceError as exc:
+        print(f"fsm-onboard: error: {exc}", file=sys.stderr)
+        return 1
+    except KubeError as exc:
+        print(f"fsm-onboard: error: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def _add_namespace_commands(sub: Any) -> None:
+    ns = sub.add_parser("namespace", help="onboard namespaces into the mesh (like `fsm namespace`)")
+    ns_sub = ns.add_subparsers(dest="ns_command", required=True, metavar="add|remove|list")
+    add = ns_sub.add_parser("add", help="label and annotate namespaces for the mesh")
+    add.add_argument("names", nargs="+", metavar="NS")
+    add.add_argument("--disable-sidecar-injection", action="store_true")
+    add.add_argument("--enable-metrics", action="store_true")
+    remove = ns_sub.add_parser("remove", help="take namespaces out of the mesh")
+    remove.add_argument("names", nargs="+", metavar="NS")
+    lst = ns_sub.add_parser("list", help="namespaces in the mesh")
+    lst.add_argument("--all-meshes", action="store_true")
+    for p in (add, remove, lst):
+        p.add_argument("--mesh-name", default=c.DEFAULT_MESH_NAME)
+        p.add_argument("--kubeconfig", help="kubeconfig file (default: in-cluster config)")
+    ns.set_defaults(func=cmd_namespace)
 
 
 def _add_mesh_args(p: argparse.ArgumentParser) -> None:
@@ -196,6 +297,11 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--cert-host", action="append", default=[], help="extra SAN for the serving cert")
     serve.add_argument("--standalone", action="store_true", help="no cluster: every namespace is monitored")
     serve.add_argument("--log-level", default="warning", choices=["debug", "info", "warning", "error"])
+    serve.add_argument("--kubeconfig", help="cluster mode: kubeconfig file (default: in-cluster config)")
+    serve.add_argument("--webhook-url", help="cluster mode, server outside the cluster: https://host:port")
+    serve.add_argument("--service-name", default="fsm-onboard-webhook", help="cluster mode: the webhook Service")
+    serve.add_argument("--failure-policy", default="Fail", help="Fail (default) or Ignore")
+    serve.add_argument("--webhook-timeout", type=int, default=10, help="seconds, 1-30 (default 10)")
     _add_mesh_args(serve)
     serve.set_defaults(func=cmd_serve)
 
@@ -210,21 +316,8 @@ def build_parser() -> argparse.ArgumentParser:
     _add_mesh_args(exp)
     exp.set_defaults(func=cmd_explain)
 
-    for register in _optional_commands():
-        register(sub)
+    _add_namespace_commands(sub)
     return parser
-
-
-def _optional_commands() -> list[Callable[[Any], None]]:
-    """Subcommand groups that live beside their code (certs, namespaces)."""
-    out: list[Callable[[Any], None]] = []
-    try:
-        from webhook.certs.cli import add_certs_commands
-
-        out.append(add_certs_commands)
-    except ImportError:
-        pass
-    return out
 
 
 def main(argv: Sequence[str] | None = None) -> int:

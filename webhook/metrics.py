@@ -17,6 +17,7 @@ class Metrics:
     admissions: Counter
     latency: Histogram
     bad_requests: Counter
+    events: Counter
 
     @classmethod
     def create(cls) -> Metrics:
@@ -39,6 +40,12 @@ class Metrics:
                 "fsm_onboard_bad_requests",
                 "Requests answered 400/413 because the AdmissionReview was malformed or too large",
                 ["field"],
+                registry=registry,
+            ),
+            events=Counter(
+                "fsm_onboard_events",
+                "Kubernetes Events recorded for failed, denied or unusually skipped injections",
+                ["reason"],
                 registry=registry,
             ),
         )

@@ -26,6 +26,8 @@ log = logging.getLogger("fsm_onboard.mutate")
 NamespaceLookup = Callable[[str], Mapping[str, Any] | None]
 # Called for an injected pod outside dryRun (cluster mode: creates the bootstrap Secret).
 BootstrapWriter = Callable[[admission.AdmissionRequest, Rendered], Awaitable[None]]
+# Called after every answered review (cluster mode: Events); returns the Event reason it recorded.
+ResultHook = Callable[[dict[str, Any], str, Outcome | None, str | None], str | None]
 
 
 def standalone_namespace(mesh_name: str) -> NamespaceLookup:
@@ -45,6 +47,7 @@ class Mutator:
     mesh_config: Callable[[], MeshConfig]
     metrics: Metrics = dataclasses.field(default_factory=Metrics.create)
     bootstrap_writer: BootstrapWriter | None = None
+    on_result: ResultHook | None = None
 
     def evaluate(self, request: admission.AdmissionRequest) -> Outcome:
         pod = request["object"]
@@ -64,6 +67,8 @@ class Mutator:
             self.metrics.bad_requests.labels(exc.field).inc()
             return 400, exc.body()
         uid = request["uid"]
+        outcome: Outcome | None = None
+        error: str | None = None
         try:
             outcome = self.evaluate(request)
             if outcome.denied:
@@ -77,9 +82,15 @@ class Mutator:
                 answer = admission.allow(uid, outcome.patch, outcome.warnings)
             reason = outcome.decision.reason.value
         except Exception as exc:  # noqa: BLE001 - any failure must become a clear denial, not a 500
-            log.exception("admission %s failed", uid)
+            log.warning("admission %s failed: %s", uid, exc, exc_info=not isinstance(exc, RuntimeError))
             result, reason = "error", "internal-error"
-            answer = admission.deny(uid, f"fsm-onboard could not inject this pod: {exc}", code=500, reason="InternalError")
+            error = f"fsm-onboard could not inject this pod: {exc}"
+            answer = admission.deny(uid, error, code=500, reason="InternalError")
         self.metrics.admissions.labels(result, reason).inc()
+        if self.on_result is not None:
+            ns = request.get("namespace") or "default"
+            recorded = self.on_result(request["object"], ns, outcome, error)
+            if recorded:
+                self.metrics.events.labels(recorded).inc()
         self.metrics.latency.observe(time.perf_counter() - started)
         return 200, answer

@@ -10,6 +10,9 @@ from __future__ import annotations
 import dataclasses
 import logging
 import ssl
+import threading
+import time
+from collections.abc import Callable
 from pathlib import Path
 
 import uvicorn
@@ -50,10 +53,35 @@ def build_server(app: FastAPI, host: str, port: int, tls: TLSFiles, *, log_level
     return uvicorn.Server(config), reloader
 
 
-def run_https(app: FastAPI, host: str, port: int, tls: TLSFiles, *, log_level: str = "warning") -> None:
-    """Serve until SIGINT/SIGTERM; cert files are re-read when they change on disk."""
+def run_https(
+    app: FastAPI,
+    host: str,
+    port: int,
+    tls: TLSFiles,
+    *,
+    log_level: str = "warning",
+    on_started: Callable[[], None] | None = None,
+) -> None:
+    """Serve until SIGINT/SIGTERM; cert files are re-read when they change on disk.
+
+    ``on_started`` runs in a thread once the socket listens (cluster mode registers the webhook
+    configuration then, so the API server never calls a server that is not there yet).
+    """
     server, reloader = build_server(app, host, port, tls, log_level=log_level)
     reloader.start(interval=1.0)
+    if on_started is not None:
+
+        def wait_then_call() -> None:
+            while not server.started and not server.should_exit:
+                time.sleep(0.05)
+            if server.started:
+                try:
+                    on_started()
+                except Exception as exc:  # noqa: BLE001 - stop serving rather than run unregistered
+                    log.error("start-up step failed, shutting down: %s", exc)
+                    server.should_exit = True
+
+        threading.Thread(target=wait_then_call, name="on-started", daemon=True).start()
     log.info("serving https://%s:%d (TLS 1.2+)", host, port)
     try:
         server.run()

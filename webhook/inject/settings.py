@@ -81,10 +81,10 @@ class _Reader:
 
     def get(self, name: str, parse: Any, default: Any, *, namespace_too: bool = True) -> Any:
         sources = [("pod", self.pod)] + ([("namespace", self.ns)] if namespace_too else [])
-        for where, annotations in sources:
-            if name in annotations:
+        for where, found in sources:
+            if name in found:
                 try:
-                    return parse(annotations[name])
+                    return parse(found[name])
                 except ValueError as exc:
                     self.errors.append((where, name, str(exc)))
                     return default

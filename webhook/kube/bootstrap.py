@@ -1,0 +1,148 @@
+"""Bootstrap Secrets in the cluster: created in the admission call, owned by their pod, swept if orphaned.
+
+The pod has no name or UID while it is being admitted, so the Secret is created without an owner;
+``SecretOwners`` watches injected pods (label ``fsm-proxy-uuid``) and sets the ownerReference as
+soon as the pod is stored, so Kubernetes' garbage collector deletes the Secret with the pod. A
+Secret whose pod never came (a later webhook or quota rejected it) is deleted after a grace period.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+import time
+from collections.abc import Callable
+from datetime import datetime, timezone
+from typing import Any
+
+from webhook import constants as c
+from webhook.inject import Rendered
+from webhook.inject.bootstrap import bootstrap_secret
+from webhook.kube.client import Kube, KubeError, path_for
+from webhook.kube.informer import Informer
+
+__all__ = ["MANAGED_SELECTOR", "SecretOwners", "SecretWriter"]
+
+log = logging.getLogger("fsm_onboard.bootstrap")
+MANAGED_SELECTOR = f"app.kubernetes.io/managed-by=fsm-onboard,{c.LABEL_PROXY_UUID}"
+
+
+class SecretWriter:
+    """The admission path's side effect: create the pod's bootstrap Secret within a deadline."""
+
+    def __init__(self, kube: Kube, certs_for: Callable[[Rendered], dict[str, bytes]] | None, deadline: float):
+        self.kube, self.certs_for, self.deadline = kube, certs_for, deadline
+
+    async def __call__(self, request: dict[str, Any] | Any, rendered: Rendered) -> None:
+        namespace = request.get("namespace") or rendered.bootstrap["namespace"]
+        certs = self.certs_for(rendered) if self.certs_for else None
+        secret = bootstrap_secret(rendered, namespace, certs)
+        path = path_for("v1", "secrets", namespace)
+        try:
+            await asyncio.wait_for(
+                asyncio.to_thread(self.kube.create, path, secret, timeout=self.deadline), timeout=self.deadline
+            )
+        except TimeoutError:
+            raise RuntimeError(
+                f"creating Secret {namespace}/{rendered.secret_name} took longer than {self.deadline:.1f}s"
+            ) from None
+        except KubeError as exc:
+            if not exc.conflict:
+                raise RuntimeError(f"creating Secret {namespace}/{rendered.secret_name}: {exc}") from None
+
+
+def _age_seconds(obj: dict[str, Any], now: float) -> float:
+    stamp = (obj.get("metadata") or {}).get("creationTimestamp")
+    if not stamp:
+        return 0.0
+    created = datetime.strptime(stamp, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=timezone.utc).timestamp()
+    return now - created
+
+
+class SecretOwners:
+    """Set Secret → Pod ownerReferences; delete Secrets whose pod never appeared."""
+
+    def __init__(self, kube: Kube, *, orphan_grace: float = 120.0, sweep_interval: float = 30.0):
+        self.kube = kube
+        self.orphan_grace, self.sweep_interval = orphan_grace, sweep_interval
+        self.owned = 0
+        self.swept = 0
+        self._done: set[str] = set()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self.pods = Informer(
+            kube,
+            path_for("v1", "pods"),
+            name="injected-pods",
+            params={"labelSelector": c.LABEL_PROXY_UUID},
+            on_event=self._on_pod,
+        )
+
+    def _on_pod(self, kind: str, pod: dict[str, Any]) -> None:
+        if kind == "DELETED":
+            return
+        meta = pod.get("metadata") or {}
+        uid, uuid = meta.get("uid"), (meta.get("labels") or {}).get(c.LABEL_PROXY_UUID)
+        if not uid or not uuid or uid in self._done:
+            return
+        self.own(pod)
+
+    def own(self, pod: dict[str, Any]) -> bool:
+        meta = pod["metadata"]
+        uuid = meta["labels"][c.LABEL_PROXY_UUID]
+        ref = {"apiVersion": "v1", "kind": "Pod", "name": meta["name"], "uid": meta["uid"]}
+        path = path_for("v1", "secrets", meta["namespace"], c.BOOTSTRAP_SECRET_PREFIX + uuid)
+        try:
+            self.kube.merge_patch(path, {"metadata": {"ownerReferences": [ref]}})
+        except KubeError as exc:
+            if exc.not_found:  # injected offline, or by FSM: nothing of ours to own
+                self._done.add(meta["uid"])
+                return False
+            log.warning("ownerReference on %s: %s", path, exc)
+            return False
+        self._done.add(meta["uid"])
+        self.owned += 1
+        return True
+
+    def sweep(self, now: float | None = None) -> int:
+        """Delete managed Secrets with no owner, older than the grace period, whose pod is not stored."""
+        if not self.pods.synced.is_set():
+            return 0
+        now = time.time() if now is None else now
+        live = {(p["metadata"].get("labels") or {}).get(c.LABEL_PROXY_UUID) for p in self.pods.items()}
+        body = self.kube.get(path_for("v1", "secrets"), params={"labelSelector": MANAGED_SELECTOR}, timeout=30)
+        deleted = 0
+        for secret in body.get("items") or []:
+            meta = secret["metadata"]
+            uuid = (meta.get("labels") or {}).get(c.LABEL_PROXY_UUID)
+            if meta.get("ownerReferences") or uuid in live or _age_seconds(secret, now) < self.orphan_grace:
+                continue
+            try:
+                self.kube.delete(path_for("v1", "secrets", meta["namespace"], meta["name"]))
+                deleted += 1
+                log.info("deleted orphaned bootstrap Secret %s/%s", meta["namespace"], meta["name"])
+            except KubeError as exc:
+                if not exc.not_found:
+                    log.warning("deleting %s/%s: %s", meta["namespace"], meta["name"], exc)
+        self.swept += deleted
+        return deleted
+
+    def start(self) -> None:
+        self.pods.start()
+
+        def loop() -> None:
+            while not self._stop.wait(self.sweep_interval):
+                try:
+                    self.sweep()
+                except KubeError as exc:
+                    log.warning("bootstrap Secret sweep: %s", exc)
+
+        self._thread = threading.Thread(target=loop, name="secret-sweeper", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self.pods.stop()
+        if self._thread is not None:
+            self._thread.join(timeout=5)

@@ -1,0 +1,196 @@
+"""The MutatingWebhookConfiguration fsm-onboard registers for itself, and the loop that keeps it so.
+
+``desired_config`` is pure: REFERENCE §1's selectors and FSM's names, plus what fsm-onboard adds
+(``reinvocationPolicy: IfNeeded``, a configurable ``failurePolicy`` and timeout). ``Registrar``
+creates it, and puts it back whenever an informer sees it deleted or edited (Kopf's managed
+webhook idea: create, 409 is fine, replace on drift).
+"""
+
+from __future__ import annotations
+
+import base64
+import dataclasses
+import logging
+import threading
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from webhook import constants as c
+from webhook.kube.client import Kube, KubeError, path_for
+from webhook.kube.informer import Informer
+
+__all__ = ["WebhookSettings", "Registrar", "desired_config", "webhook_config_name"]
+
+log = logging.getLogger("fsm_onboard.webhookconfig")
+
+API = "admissionregistration.k8s.io/v1"
+PLURAL = "mutatingwebhookconfigurations"
+MUTATE_PATH = "/mutate-pod-creation"
+WEBHOOK_NAME = "fsm-inject.k8s.io"
+
+
+def webhook_config_name(mesh_name: str) -> str:
+    return f"fsm-webhook-{mesh_name}"
+
+
+@dataclasses.dataclass(frozen=True)
+class WebhookSettings:
+    mesh_name: str
+    mesh_namespace: str
+    url: str = ""  # out-of-cluster: https://host:port (the path is added)
+    service_name: str = "fsm-onboard-webhook"
+    service_port: int = 443
+    failure_policy: str = "Fail"
+    timeout_seconds: int = 10
+
+    def __post_init__(self) -> None:
+        if self.failure_policy not in ("Fail", "Ignore"):
+            raise ValueError(f"--failure-policy: expected Fail or Ignore, got {self.failure_policy!r}")
+        if not 1 <= self.timeout_seconds <= 30:
+            raise ValueError(f"--webhook-timeout: expected 1-30 seconds, got {self.timeout_seconds}")
+        if self.url and not self.url.startswith("https://"):
+            raise ValueError(f"--webhook-url: expected an https:// URL, got {self.url!r}")
+
+
+def desired_config(s: WebhookSettings, ca_bundle: bytes) -> dict[str, Any]:
+    client_config: dict[str, Any] = {"caBundle": base64.b64encode(ca_bundle).decode()}
+    if s.url:
+        client_config["url"] = s.url.rstrip("/") + MUTATE_PATH
+    else:
+        client_config["service"] = {
+            "name": s.service_name,
+            "namespace": s.mesh_namespace,
+            "path": MUTATE_PATH,
+            "port": s.service_port,
+        }
+    return {
+        "apiVersion": API,
+        "kind": "MutatingWebhookConfiguration",
+        "metadata": {
+            "name": webhook_config_name(s.mesh_name),
+            "labels": {"app.kubernetes.io/managed-by": "fsm-onboard", c.LABEL_MONITORED_BY: s.mesh_name},
+        },
+        "webhooks": [
+            {
+                "name": WEBHOOK_NAME,
+                "clientConfig": client_config,
+                "rules": [
+                    {
+                        "operations": ["CREATE"],
+                        "apiGroups": [""],
+                        "apiVersions": ["v1"],
+                        "resources": ["pods"],
+                        "scope": "Namespaced",
+                    }
+                ],
+                "failurePolicy": s.failure_policy,
+                "matchPolicy": "Equivalent",
+                "sideEffects": "NoneOnDryRun",
+                "admissionReviewVersions": ["v1"],
+                "timeoutSeconds": s.timeout_seconds,
+                "reinvocationPolicy": "IfNeeded",
+                "namespaceSelector": {
+                    "matchLabels": {c.LABEL_MONITORED_BY: s.mesh_name},
+                    "matchExpressions": [
+                        {"key": c.LABEL_IGNORE, "operator": "DoesNotExist"},
+                        {"key": "kubernetes.io/metadata.name", "operator": "NotIn", "values": [s.mesh_namespace]},
+                        {"key": "control-plane", "operator": "DoesNotExist"},
+                    ],
+                },
+                "objectSelector": {},
+            }
+        ],
+    }
+
+
+def _drifted(actual: Mapping[str, Any], desired: Mapping[str, Any]) -> bool:
+    """Compare only what we own; the API server fills defaults we do not set."""
+    want = desired["webhooks"]
+    have = actual.get("webhooks") or []
+    if len(have) != len(want):
+        return True
+    for h, w in zip(have, want, strict=True):
+        for key, value in w.items():
+            if key == "rules":
+                if [{k: r.get(k) for k in rule} for r, rule in zip(h.get("rules") or [], value, strict=False)] != value:
+                    return True
+            elif h.get(key) != value:
+                return True
+    return False
+
+
+class Registrar:
+    """Creates the configuration and restores it within moments of a delete or an edit."""
+
+    def __init__(self, kube: Kube, settings: WebhookSettings, ca_bundle: Callable[[], bytes]):
+        self.kube, self.settings, self.ca_bundle = kube, settings, ca_bundle
+        self.name = webhook_config_name(settings.mesh_name)
+        self.restores = 0
+        self._kick = threading.Event()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self.informer = Informer(
+            kube,
+            path_for(API, PLURAL),
+            name="webhookconfig",
+            params={"fieldSelector": f"metadata.name={self.name}"},
+            on_event=lambda kind, obj: self._kick.set(),
+        )
+
+    def reconcile(self) -> bool:
+        """Make the stored configuration match; True when it had to write."""
+        desired = desired_config(self.settings, self.ca_bundle())
+        path = path_for(API, PLURAL, name=self.name)
+        try:
+            actual = self.kube.get(path)
+        except KubeError as exc:
+            if not exc.not_found:
+                raise
+            try:
+                self.kube.create(path_for(API, PLURAL), desired)
+                log.info("created MutatingWebhookConfiguration %s", self.name)
+            except KubeError as again:
+                if not again.conflict:
+                    raise
+            return True
+        if not _drifted(actual, desired):
+            return False
+        desired["metadata"]["resourceVersion"] = actual["metadata"]["resourceVersion"]
+        self.kube.replace(path, desired)
+        log.info("restored MutatingWebhookConfiguration %s", self.name)
+        return True
+
+    def start(self, resync: float = 30.0) -> None:
+        self.reconcile()
+        self.informer.start()
+
+        def loop() -> None:
+            while not self._stop.is_set():
+                self._kick.wait(resync)
+                self._kick.clear()
+                if self._stop.is_set():
+                    return
+                try:
+                    if self.reconcile():
+                        self.restores += 1
+                except KubeError as exc:
+                    log.warning("webhook configuration %s: %s; retrying", self.name, exc)
+                    self._stop.wait(1.0)
+                    self._kick.set()
+
+        self._thread = threading.Thread(target=loop, name="webhook-registrar", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._kick.set()
+        self.informer.stop()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+
+    def delete(self) -> None:
+        try:
+            self.kube.delete(path_for(API, PLURAL, name=self.name))
+        except KubeError as exc:
+            if not exc.not_found:
+                raise
