@@ -1,0 +1,252 @@
+"""Onboarding through a real kube-apiserver: `fsm-onboard serve --kubeconfig` registers itself and the
+API server calls it for every pod (controller-manager turns Deployments into Pods through admission)."""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import json
+import os
+import signal
+import subprocess
+import time
+import uuid
+from pathlib import Path
+
+import httpx
+import pytest
+from helpers import BIN, free_port, wait_for_port
+
+from webhook.kube.client import KubeError, connect, path_for
+from webhook.kube.informer import Informer
+
+pytestmark = pytest.mark.e2e
+MESH_NS = "fsm-system"
+
+
+def until(predicate, timeout=30.0, interval=0.1, what="condition"):
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            pytest.fail(f"timed out after {timeout}s waiting for {what}")
+        time.sleep(interval)
+
+
+@pytest.fixture(scope="module")
+def kube(cluster):
+    k = connect(str(cluster.kubeconfig))
+    yield k
+    k.close()
+
+
+@pytest.fixture(scope="module")
+def webhook(cluster, kube, tmp_path_factory):
+    port = free_port()
+    cert_dir = tmp_path_factory.mktemp("webhook-certs")
+    log = tmp_path_factory.mktemp("webhook-log") / "serve.log"
+    with open(log, "w") as out:
+        proc = subprocess.Popen(
+            [str(BIN / "fsm-onboard"), "serve", "--kubeconfig", str(cluster.kubeconfig), "--host", "127.0.0.1",
+             "--port", str(port), "--webhook-url", f"https://127.0.0.1:{port}", "--cert-dir", str(cert_dir),
+             "--log-level", "info"],
+            stdout=out, stderr=subprocess.STDOUT, env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        )
+    try:
+        try:
+            wait_for_port(port, proc, timeout=60)
+        except RuntimeError as exc:
+            pytest.fail(f"fsm-onboard serve did not start: {exc}\n{log.read_text()}")
+        until(lambda: _registered(kube), 20, what="the MutatingWebhookConfiguration")
+        yield {"port": port, "cert_dir": cert_dir, "log": log, "proc": proc}
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+        with contextlib.suppress(KubeError):
+            kube.delete(path_for("admissionregistration.k8s.io/v1", "mutatingwebhookconfigurations", name="fsm-webhook-fsm"))
+
+
+def _registered(kube):
+    try:
+        kube.get(path_for("admissionregistration.k8s.io/v1", "mutatingwebhookconfigurations", name="fsm-webhook-fsm"))
+        return True
+    except KubeError:
+        return False
+
+
+def make_ns(kube, onboard=True, annotations=None):
+    name = f"e2e-{uuid.uuid4().hex[:8]}"
+    kube.create(path_for("v1", "namespaces"), {"metadata": {"name": name}})
+    if onboard:
+        r = subprocess.run([str(BIN / "fsm-onboard"), "namespace", "add", name, "--kubeconfig", _kubeconfig(kube)],
+                           capture_output=True, text=True, timeout=30)
+        assert r.returncode == 0, r.stderr
+    if annotations:
+        kube.merge_patch(path_for("v1", "namespaces", name=name), {"metadata": {"annotations": annotations}})
+    # The webhook reads namespaces from its informer: wait until it can have seen the label.
+    until(lambda: kube.get(path_for("v1", "serviceaccounts", name, "default")), 30, what="default ServiceAccount")
+    time.sleep(0.3)
+    return name
+
+
+def _kubeconfig(kube):
+    return os.environ["FSM_E2E_KUBECONFIG"]
+
+
+@pytest.fixture(autouse=True)
+def _kubeconfig_env(cluster, monkeypatch):
+    monkeypatch.setenv("FSM_E2E_KUBECONFIG", str(cluster.kubeconfig))
+
+
+def pod(name, annotations=None):
+    return {"apiVersion": "v1", "kind": "Pod",
+            "metadata": {"name": name, "annotations": annotations or {}},
+            "spec": {"containers": [{"name": "app", "image": "app:1", "ports": [{"containerPort": 8080}],
+                                     "readinessProbe": {"httpGet": {"path": "/ready", "port": 8080}}}]}}
+
+
+def names(p, field="containers"):
+    return [c["name"] for c in p["spec"].get(field) or []]
+
+
+def test_deployment_pods_are_injected_and_own_their_bootstrap_secret(webhook, kube):
+    ns = make_ns(kube)
+    dep = {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "web"},
+           "spec": {"replicas": 3, "selector": {"matchLabels": {"app": "web"}},
+                    "template": {"metadata": {"labels": {"app": "web"}}, "spec": pod("x")["spec"]}}}
+    kube.create(path_for("apps/v1", "deployments", ns), dep)
+    pods = until(lambda: [p for p in kube.get(path_for("v1", "pods", ns))["items"]] if
+                 len(kube.get(path_for("v1", "pods", ns))["items"]) == 3 else None, 60, what="3 pods")
+    for p in pods:
+        assert names(p) == ["app", "sidecar"] and names(p, "initContainers") == ["fsm-init"]
+        uid = p["metadata"]["labels"]["fsm-proxy-uuid"]
+        assert p["spec"]["containers"][0]["readinessProbe"]["httpGet"]["port"] == 15902
+        secret_path = path_for("v1", "secrets", ns, f"sidecar-bootstrap-config-{uid}")
+        secret = until(lambda: (s := kube.get(secret_path))["metadata"].get("ownerReferences") and s, 30,  # noqa: B023
+                       what="the Secret's ownerReference")
+        assert secret["metadata"]["ownerReferences"][0]["uid"] == p["metadata"]["uid"]
+        assert {"bootstrap.yaml", "cacert.pem", "repo_cert.pem", "repo_key.pem"} <= set(secret["data"])
+        bootstrap = base64.b64decode(secret["data"]["bootstrap.yaml"]).decode()
+        assert f"{uid}.sidecar.default.{ns}.cluster.local" in bootstrap and "/ready" in bootstrap
+
+
+def test_unlabelled_namespace_and_opt_out_are_untouched(webhook, kube):
+    plain = make_ns(kube, onboard=False)
+    stored = kube.create(path_for("v1", "pods", plain), pod("p", {"flomesh.io/sidecar-injection": "enabled"}))
+    assert names(stored) == ["app"] and "initContainers" not in stored["spec"]
+    onboarded = make_ns(kube)
+    stored = kube.create(path_for("v1", "pods", onboarded), pod("q", {"flomesh.io/sidecar-injection": "disabled"}))
+    assert names(stored) == ["app"] and "fsm-proxy-uuid" not in (stored["metadata"].get("labels") or {})
+
+
+def test_bad_annotation_rejects_the_create_with_the_message(webhook, kube):
+    ns = make_ns(kube)
+    with pytest.raises(KubeError) as err:
+        kube.create(path_for("v1", "pods", ns), pod("bad", {"flomesh.io/outbound-port-exclusion-list": "80,http"}))
+    assert "flomesh.io/outbound-port-exclusion-list" in str(err.value) and "http" in str(err.value)
+    with pytest.raises(KubeError) as err:
+        kube.create(path_for("v1", "pods", ns), pod("bad2", {"flomesh.io/sidecar-injection": "sometimes"}))
+    assert "sometimes" in str(err.value)
+
+
+def test_server_side_dry_run_is_injected_but_creates_no_secret(webhook, kube):
+    ns = make_ns(kube)
+    got = kube.create(path_for("v1", "pods", ns), pod("dry"), params={"dryRun": "All"})
+    assert names(got) == ["app", "sidecar"]
+    uid = got["metadata"]["labels"]["fsm-proxy-uuid"]
+    time.sleep(1)
+    with pytest.raises(KubeError) as err:
+        kube.get(path_for("v1", "secrets", ns, f"sidecar-bootstrap-config-{uid}"))
+    assert err.value.not_found
+    with pytest.raises(KubeError) as err:
+        kube.get(path_for("v1", "pods", ns, "dry"))
+    assert err.value.not_found
+
+
+def test_meshconfig_change_applies_to_the_next_pod(webhook, kube):
+    ns = make_ns(kube)
+    mc_path = path_for("config.flomesh.io/v1alpha3", "meshconfigs", MESH_NS)
+    image = f"registry.local/pipy:{uuid.uuid4().hex[:6]}"
+    body = {"apiVersion": "config.flomesh.io/v1alpha3", "kind": "MeshConfig",
+            "metadata": {"name": "fsm-mesh-config"}, "spec": {"sidecar": {"sidecarImage": image, "logLevel": "debug"}}}
+    try:
+        current = kube.get(f"{mc_path}/fsm-mesh-config")
+        body["metadata"]["resourceVersion"] = current["metadata"]["resourceVersion"]
+        kube.replace(f"{mc_path}/fsm-mesh-config", body)
+    except KubeError as exc:
+        assert exc.not_found
+        kube.create(mc_path, body)
+    try:
+        def sidecar_image():
+            p = kube.create(path_for("v1", "pods", ns), pod("probe"), params={"dryRun": "All"})
+            return next(c["image"] for c in p["spec"]["containers"] if c["name"] == "sidecar") == image
+        until(sidecar_image, 10, 0.2, what="the new MeshConfig to apply")
+        stored = kube.create(path_for("v1", "pods", ns), pod("after"))
+        sidecar = next(c for c in stored["spec"]["containers"] if c["name"] == "sidecar")
+        assert sidecar["image"] == image and "--log-level=debug" in sidecar["args"]
+    finally:
+        kube.delete(f"{mc_path}/fsm-mesh-config")
+
+
+def test_deleted_or_edited_webhook_configuration_is_restored_within_2s(webhook, kube):
+    path = path_for("admissionregistration.k8s.io/v1", "mutatingwebhookconfigurations", name="fsm-webhook-fsm")
+    before = kube.get(path)["webhooks"][0]
+    kube.delete(path)
+    started = time.monotonic()
+    restored = until(lambda: _registered(kube) and kube.get(path), 2.0, 0.05, what="the configuration to come back")
+    assert time.monotonic() - started <= 2.0
+    assert restored["webhooks"][0]["clientConfig"] == before["clientConfig"]
+    edited = kube.get(path)
+    edited["webhooks"][0]["failurePolicy"] = "Ignore"
+    kube.replace(path, edited)
+    until(lambda: kube.get(path)["webhooks"][0]["failurePolicy"] == "Fail", 2.0, 0.05, what="the edit to be undone")
+
+
+def test_webhook_metrics_and_readiness(webhook):
+    ca = webhook["cert_dir"] / "ca.crt"
+    import ssl
+    with httpx.Client(verify=ssl.create_default_context(cafile=str(ca))) as c:
+        base = f"https://127.0.0.1:{webhook['port']}"
+        assert c.get(f"{base}/readyz").status_code == 200
+        assert "fsm_onboard_admissions_total" in c.get(f"{base}/metrics").text
+
+
+def test_informer_recovers_from_a_real_410(cluster, kube):
+    """Compact etcd, then watch from a compacted version: the API server answers 410 Gone and the
+    informer relists. (Events are not served from the apiserver's watch cache, so the 410 is real.)"""
+    state = Path(cluster.kubeconfig).parent / "cluster" / "state.json"
+    if not state.exists():
+        pytest.fail(f"needs the etcd port from the local control plane's state file {state}")
+    etcd = f"http://127.0.0.1:{json.loads(state.read_text())['ports']['etcd_client']}"
+    ns = make_ns(kube, onboard=False)
+    path = path_for("v1", "events", ns)
+    seen = []
+    inf = Informer(kube, path, name="e2e-events", on_event=lambda kind, obj: seen.append(obj["metadata"]["name"]),
+                   watch_timeout=30).start()
+    try:
+        assert inf.wait_synced(10)
+        old_rv = inf.resource_version
+
+        def event(name):
+            return {"metadata": {"name": name}, "involvedObject": {"kind": "ConfigMap", "name": "x", "namespace": ns},
+                    "reason": "Test", "message": "m", "type": "Normal"}
+
+        for i in range(3):
+            kube.create(path, event(f"before-{i}"))
+        until(lambda: len(seen) >= 3, 10, what="events before compaction")
+        rev = int(httpx.post(f"{etcd}/v3/kv/range", json={"key": base64.b64encode(b"/").decode(), "limit": 1})
+                  .json()["header"]["revision"])
+        assert httpx.post(f"{etcd}/v3/kv/compaction", json={"revision": rev, "physical": True}).status_code == 200
+        relists = inf.relists
+        inf.restart_watch(old_rv)  # resume from a version etcd no longer has
+        until(lambda: inf.relists > relists, 10, what="the informer to relist after 410")
+        kube.create(path, event("after"))
+        until(lambda: "after" in seen and inf.get(f"{ns}/after"), 10, what="an event after the relist")
+        assert {f"before-{i}" for i in range(3)} <= {o["metadata"]["name"] for o in inf.items()}
+    finally:
+        inf.stop()
