@@ -5,7 +5,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 PYTEST_ARGS ?=
 
-.PHONY: venv deps demo demo-down test test-unit bench lint clean
+.PHONY: venv deps controlplane cluster-up cluster-down cluster-status demo demo-down test test-unit test-e2e bench lint clean
 
 ## venv: .venv with the package (editable), test and dev tools, pinned by constraints.txt
 venv: $(VENV)/.installed
@@ -20,22 +20,38 @@ $(VENV)/.installed: pyproject.toml constraints.txt scripts/link-bcc.sh
 deps:
 	scripts/install-system-deps.sh
 
+## controlplane: build kube-apiserver/kube-controller-manager, etcd and helm from their Go modules
+## (pinned, cached in ~/.cache/fsm-onboard/bin; a cached build is skipped)
+controlplane:
+	dev/build.sh all
+
+## cluster-up: etcd + kube-apiserver + kube-controller-manager on 127.0.0.1; kubeconfig in .dev/kubeconfig
+cluster-up: venv controlplane
+	dev/cluster up
+cluster-down:
+	dev/cluster down
+cluster-status:
+	dev/cluster status
+
 ## demo: standalone HTTPS webhook + offline injection of the demo app
-demo: deps venv
+demo: deps venv controlplane
 	scripts/demo.sh
 
 demo-down:
 	scripts/demo.sh down
 
 ## test: every test (unit, HTTP/TLS, CLI, netns as root)
-test: deps venv
+test: deps venv controlplane
 	$(PY) -m pytest $(PYTEST_ARGS)
+
+test-e2e: venv controlplane
+	$(PY) -m pytest tests/e2e $(PYTEST_ARGS)
 
 test-unit: venv
 	$(PY) -m pytest tests/unit $(PYTEST_ARGS)
 
 ## bench: every benchmark; figures land in bench/results/*.json
-bench: deps venv
+bench: deps venv controlplane
 	$(PY) -m bench.run
 
 lint: venv
@@ -45,4 +61,6 @@ lint: venv
 	$(VENV)/bin/lint-imports
 
 clean:
+	-[ -x $(PY) ] && dev/cluster down
+	-[ -x $(PY) ] && scripts/demo.sh down
 	rm -rf $(VENV) .dev .pytest_cache .mypy_cache .ruff_cache

@@ -86,11 +86,14 @@ _FIELD_ENV = (
     ("POD_IP", "status.podIP"),
     ("SERVICE_ACCOUNT", "spec.serviceAccountName"),
 )
-# eBPF mode: what loading and attaching cgroup/sock programs needs (see docs/ebpf.md).
-EBPF_CAPABILITIES = ["NET_ADMIN", "NET_RAW", "SYS_ADMIN", "BPF", "PERFMON", "SYS_RESOURCE"]
+# eBPF mode: what loading and attaching cgroup/sock programs needs (see docs/ebpf.md): BPF +
+# NET_ADMIN (SYS_ADMIN for bpffs and kernels < 5.8), NET_RAW for the inbound nat rules; the node's
+# cgroup tree (to reach the pod-level cgroup), bpffs for pins, and a per-node header cache.
+EBPF_CAPABILITIES = ["BPF", "NET_ADMIN", "NET_RAW", "SYS_ADMIN"]
 EBPF_MOUNTS = [
-    {"name": "fsm-cgroup", "mountPath": "/sys/fs/cgroup"},
-    {"name": "fsm-bpffs", "mountPath": "/sys/fs/bpf", "mountPropagation": "Bidirectional"},
+    {"name": "fsm-cgroup", "mountPath": "/sys/fs/cgroup", "readOnly": True},
+    {"name": "fsm-bpffs", "mountPath": "/sys/fs/bpf"},
+    {"name": "fsm-bpf-headers", "mountPath": "/var/cache/fsm-onboard/bpf-headers"},
 ]
 
 
