@@ -1,66 +1,87 @@
 #!/usr/bin/env bash
-# make demo: the standalone HTTPS webhook on loopback, a real AdmissionReview of the bookstore pod
-# sent to it, and offline injection of the whole bookstore demo app.
+# make demo: a real local control plane (etcd, kube-apiserver, kube-controller-manager on loopback),
+# the fsm-onboard webhook registered with it, namespace `bookstore` onboarded, the bookstore demo
+# applied, and what the API server stored for each pod. `make demo-down` stops it all.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 state=.dev/demo
-bin=.venv/bin
+kubeconfig=.dev/kubeconfig
+py=.venv/bin/python
+fsm=.venv/bin/fsm-onboard
+
 if [ "${1:-}" = down ]; then
-  [ -f "$state/serve.pid" ] && kill "$(cat "$state/serve.pid")" 2>/dev/null || true
+  if [ -f "$state/serve.pid" ]; then
+    kill "$(cat "$state/serve.pid")" 2>/dev/null || true
+  fi
+  [ -x "$py" ] && dev/cluster down || true
   rm -rf "$state"
   echo "demo: stopped"
   exit 0
 fi
+
 mkdir -p "$state"
-port=${FSM_ONBOARD_DEMO_PORT:-19443}
-"$bin/fsm-onboard" serve --standalone --host 127.0.0.1 --port "$port" --cert-dir "$state/certs" >"$state/serve.log" 2>&1 &
-echo $! >"$state/serve.pid"
-trap '"$0" down >/dev/null' EXIT
-"$bin/python" - "$port" "$state/certs/ca.crt" <<'PY'
-import base64, json, socket, ssl, sys, time
-import httpx, yaml
+dev/cluster up
+if [ -f "$state/serve.pid" ] && kill -0 "$(cat "$state/serve.pid")" 2>/dev/null; then
+  port=$(cat "$state/port")
+  echo "demo: webhook already running on 127.0.0.1:$port"
+else
+  port=$("$py" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+  echo "$port" >"$state/port"
+  "$fsm" serve --kubeconfig "$kubeconfig" --host 127.0.0.1 --port "$port" \
+    --webhook-url "https://127.0.0.1:$port" --cert-dir "$state/certs" --log-level info >"$state/serve.log" 2>&1 &
+  echo $! >"$state/serve.pid"
+fi
+"$py" - "$port" "$state/certs/ca.crt" <<'PY'
+import ssl, sys, time
+import httpx
 port, ca = int(sys.argv[1]), sys.argv[2]
-deadline = time.monotonic() + 20
+deadline = time.monotonic() + 60
 while True:
     try:
-        socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+        with httpx.Client(verify=ssl.create_default_context(cafile=ca)) as c:
+            if c.get(f"https://127.0.0.1:{port}/readyz").status_code == 200:
+                break
+    except (OSError, httpx.HTTPError):
+        pass
+    if time.monotonic() > deadline:
+        sys.exit("demo: the webhook did not become ready; see .dev/demo/serve.log")
+    time.sleep(0.2)
+print(f"demo: webhook ready on https://127.0.0.1:{port} (registered as MutatingWebhookConfiguration fsm-webhook-fsm)")
+PY
+"$py" -m dev.apply --kubeconfig "$kubeconfig" -f /dev/stdin <<'YAML'
+apiVersion: v1
+kind: Namespace
+metadata: {name: bookstore}
+YAML
+"$fsm" namespace add bookstore --enable-metrics --kubeconfig "$kubeconfig"
+"$py" -m dev.apply --kubeconfig "$kubeconfig" -f demo/bookstore.yaml
+"$py" - "$kubeconfig" <<'PY'
+import sys, time
+from webhook.kube.client import connect, path_for
+kube = connect(sys.argv[1])
+want = 3  # bookstore x2, bookbuyer x1
+deadline = time.monotonic() + 60
+while True:
+    pods = kube.get(path_for("v1", "pods", "bookstore"))["items"]
+    if len(pods) >= want or time.monotonic() > deadline:
         break
-    except OSError:
-        if time.monotonic() > deadline:
-            sys.exit("demo: the webhook did not start; see .dev/demo/serve.log")
-        time.sleep(0.1)
-docs = list(yaml.safe_load_all(open("demo/bookstore.yaml")))
-dep = next(d for d in docs if d["kind"] == "Deployment")
-pod = {"apiVersion": "v1", "kind": "Pod",
-       "metadata": {**dep["spec"]["template"]["metadata"], "generateName": "bookstore-",
-                    "annotations": {"flomesh.io/sidecar-injection": "enabled"}},
-       "spec": dep["spec"]["template"]["spec"]}
-review = {"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview",
-          "request": {"uid": "demo-1", "kind": {"group": "", "version": "v1", "kind": "Pod"},
-                      "namespace": "bookstore", "operation": "CREATE", "object": pod}}
-with httpx.Client(verify=ssl.create_default_context(cafile=ca)) as c:
-    t0 = time.perf_counter()
-    resp = c.post(f"https://127.0.0.1:{port}/mutate-pod-creation", json=review).json()["response"]
-    ms = (time.perf_counter() - t0) * 1000
-patch = json.loads(base64.b64decode(resp["patch"]))
-print(f"== AdmissionReview over HTTPS (TLS 1.2+) to https://127.0.0.1:{port}/mutate-pod-creation: "
-      f"allowed={resp['allowed']}, {len(patch)} JSONPatch operations, {ms:.1f} ms")
-for op in patch:
-    value = op.get("value")
-    summary = value.get("name") if isinstance(value, dict) and "name" in value else ""
-    print(f"   {op['op']:7} {op['path']} {summary}")
+    time.sleep(0.2)
+print(f"\n== pods stored by the API server in namespace bookstore ({len(pods)}; Pending: there is no kubelet)")
+for p in sorted(pods, key=lambda p: p["metadata"]["name"]):
+    spec, meta = p["spec"], p["metadata"]
+    print(f"   {meta['name']}")
+    print(f"      initContainers: {[c['name'] for c in spec.get('initContainers', [])]}")
+    print(f"      containers:     {[c['name'] for c in spec['containers']]}")
+    print(f"      fsm-proxy-uuid: {meta.get('labels', {}).get('fsm-proxy-uuid', '-')}")
+secrets = [s["metadata"]["name"] for s in kube.get(path_for("v1", "secrets", "bookstore"))["items"]
+           if s["metadata"]["name"].startswith("sidecar-bootstrap-config-")]
+print(f"\n== bootstrap Secrets: {len(secrets)}")
+for s in sorted(secrets):
+    print(f"   {s}")
+if len(pods) < want or any(not any(c["name"] == "sidecar" for c in p["spec"]["containers"]) for p in pods):
+    sys.exit("demo: not every pod was injected; see .dev/demo/serve.log")
 PY
 echo
-echo "== fsm-onboard explain -f demo/bookstore.yaml"
-"$bin/fsm-onboard" explain -f demo/bookstore.yaml
-echo
-echo "== fsm-onboard inject -f demo/bookstore.yaml: containers of each injected Deployment"
-"$bin/fsm-onboard" inject -f demo/bookstore.yaml --no-secrets | "$bin/python" -c '
-import sys, yaml
-for d in yaml.safe_load_all(sys.stdin):
-    if d["kind"] == "Deployment":
-        s = d["spec"]["template"]["spec"]
-        print(f"   {d['"'"'metadata'"'"']['"'"'name'"'"']}: initContainers={[c['"'"'name'"'"'] for c in s['"'"'initContainers'"'"']]} containers={[c['"'"'name'"'"'] for c in s['"'"'containers'"'"']]}")
-'
-echo
-echo "demo: done (full injected YAML: .venv/bin/fsm-onboard inject -f demo/bookstore.yaml)"
+echo "demo: running. Try: KUBECONFIG=$kubeconfig .venv/bin/fsm-onboard namespace list"
+echo "      explain offline: .venv/bin/fsm-onboard explain -f demo/bookstore.yaml"
+echo "      stop everything: make demo-down"

@@ -150,7 +150,17 @@ class ClusterServer:
         self._started = threading.Event()
 
     def _namespace(self, name: str) -> dict[str, Any] | None:
-        return self.namespaces.get(name)
+        """The cached Namespace. The API server only calls us for namespaces its selector says are
+        monitored, so a cached copy that disagrees is stale (labelled a moment ago): read it live."""
+        ns = self.namespaces.get(name)
+        labels = ((ns or {}).get("metadata") or {}).get("labels") or {}
+        if ns is not None and labels.get(c.LABEL_MONITORED_BY) == self.options.mesh_name:
+            return ns
+        try:
+            return self.kube.get(path_for("v1", "namespaces", name=name), timeout=2.0)
+        except KubeError as exc:
+            log.warning("namespace %s: cache miss and live read failed: %s", name, exc)
+            return ns
 
     def _certs_for(self, rendered: Rendered) -> dict[str, bytes]:
         issuer = self.certs.issuer
