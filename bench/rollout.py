@@ -107,6 +107,40 @@ def counter(metrics: str, name: str, **labels: str) -> float:
     return total
 
 
+def rollout(kube, kubeconfig: Path, replicas: int, timeout: float, *, onboard: bool) -> tuple[float, list[dict]]:
+    """Create a Deployment of ``replicas`` in a fresh namespace; seconds until all Pods are stored."""
+    ns = f"rollout-{uuid.uuid4().hex[:6]}"
+    kube.create(path_for("v1", "namespaces"), {"metadata": {"name": ns}})
+    if onboard:
+        subprocess.run([str(BIN / "fsm-onboard"), "namespace", "add", ns, "--kubeconfig", str(kubeconfig)],
+                       check=True, capture_output=True)
+    deadline = time.monotonic() + 30
+    while not kube.get(path_for("v1", "serviceaccounts", ns))["items"]:
+        if time.monotonic() > deadline:
+            raise SystemExit("rollout: the default ServiceAccount never appeared")
+        time.sleep(0.1)
+    dep = {
+        "apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "big"},
+        "spec": {"replicas": replicas, "selector": {"matchLabels": {"app": "big"}},
+                 "template": {"metadata": {"labels": {"app": "big"}},
+                              "spec": {"containers": [{"name": "app", "image": "app:1",
+                                                       "ports": [{"containerPort": 8080}],
+                                                       "readinessProbe": {"httpGet": {"path": "/r", "port": 8080}}}]}}},
+    }
+    started = time.monotonic()
+    kube.create(path_for("apps/v1", "deployments", ns), dep)
+    pods: list[dict] = []
+    while time.monotonic() - started < timeout:
+        pods = kube.get(path_for("v1", "pods", ns), params={"resourceVersion": "0"}, timeout=60)["items"]
+        if len(pods) >= replicas:
+            break
+        time.sleep(0.25)
+    elapsed = time.monotonic() - started
+    pods = kube.get(path_for("v1", "pods", ns), timeout=60)["items"]
+    kube.delete(path_for("v1", "namespaces", name=ns))
+    return elapsed, pods
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--replicas", type=int, default=1000)
@@ -117,60 +151,41 @@ def main(argv: list[str] | None = None) -> int:
         tmp = Path(tmpdir)
         with control_plane(tmp) as kubeconfig, webhook(kubeconfig, tmp) as (port, ca):
             kube = connect(str(kubeconfig))
-            ns = f"rollout-{uuid.uuid4().hex[:6]}"
-            kube.create(path_for("v1", "namespaces"), {"metadata": {"name": ns}})
-            subprocess.run([str(BIN / "fsm-onboard"), "namespace", "add", ns, "--kubeconfig", str(kubeconfig)],
-                           check=True, capture_output=True)
-            deadline = time.monotonic() + 30
-            while not kube.get(path_for("v1", "serviceaccounts", ns))["items"]:
-                if time.monotonic() > deadline:
-                    raise SystemExit("rollout: the default ServiceAccount never appeared")
-                time.sleep(0.1)
-            time.sleep(0.5)
-            dep = {
-                "apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "big"},
-                "spec": {"replicas": args.replicas, "selector": {"matchLabels": {"app": "big"}},
-                         "template": {"metadata": {"labels": {"app": "big"}},
-                                      "spec": {"containers": [{"name": "app", "image": "app:1",
-                                                               "ports": [{"containerPort": 8080}],
-                                                               "readinessProbe": {"httpGet": {"path": "/r", "port": 8080}}}]}}},
-            }
-            started = time.monotonic()
-            kube.create(path_for("apps/v1", "deployments", ns), dep)
-            stored = 0
-            pods: list[dict] = []
-            while time.monotonic() - started < args.timeout:
-                pods = kube.get(path_for("v1", "pods", ns), timeout=60)["items"]
-                stored = len(pods)
-                if stored >= args.replicas:
-                    break
-                time.sleep(0.25)
-            elapsed = time.monotonic() - started
+            base_s, base_pods = rollout(kube, kubeconfig, args.replicas, args.timeout, onboard=False)
+            print(f"[rollout] baseline without the webhook (namespace not onboarded): {len(base_pods)} pods in {base_s:.2f} s")
+            elapsed, pods = rollout(kube, kubeconfig, args.replicas, args.timeout, onboard=True)
+            stored = len(pods)
             injected = sum(1 for pod in pods if any(c["name"] == "sidecar" for c in pod["spec"]["containers"]))
-            secrets = len(kube.get(path_for("v1", "secrets", ns), timeout=60)["items"])
+            secrets = len({(pod["metadata"].get("labels") or {}).get("fsm-proxy-uuid") for pod in pods} - {None})
             with httpx.Client(verify=ssl.create_default_context(cafile=str(ca))) as c:
                 metrics = c.get(f"https://127.0.0.1:{port}/metrics").text
             buckets, count = histogram(metrics, "fsm_onboard_admission_seconds")
+            sbuckets, scount = histogram(metrics, "fsm_onboard_bootstrap_secret_seconds")
             result = {
                 "replicas": args.replicas,
                 "seconds_to_all_stored": round(elapsed, 2),
+                "baseline_seconds_without_webhook": round(base_s, 2),
                 "pods_stored": stored,
                 "injected": injected,
                 "uninjected": stored - injected,
                 "failed_admissions": counter(metrics, "fsm_onboard_admissions_total", result="error")
                 + counter(metrics, "fsm_onboard_admissions_total", result="denied"),
-                "bootstrap_secrets": secrets,
+                "distinct_proxy_uuids": secrets,
                 "webhook_admissions": count,
                 "webhook_p50_ms": round(quantile(0.50, buckets, count) * 1000, 2),
                 "webhook_p99_ms": round(quantile(0.99, buckets, count) * 1000, 2),
+                "secret_create_p50_ms": round(quantile(0.50, sbuckets, scount) * 1000, 2),
+                "secret_create_p99_ms": round(quantile(0.99, sbuckets, scount) * 1000, 2),
                 "pods_per_s": round(stored / elapsed, 1),
+                "controller_manager": "kube-api-qps=200, kube-api-burst=400 (dev/cluster.py)",
                 "targets": {"seconds": 30, "uninjected": 0, "failed": 0},
             }
-            kube.delete(path_for("v1", "namespaces", name=ns))
     print(f"[rollout] {result['pods_stored']}/{args.replicas} pods stored in {result['seconds_to_all_stored']} s "
           f"({result['pods_per_s']}/s); injected {result['injected']}, uninjected {result['uninjected']}, "
           f"failed admissions {result['failed_admissions']:.0f}; webhook p50 {result['webhook_p50_ms']} ms, "
-          f"p99 {result['webhook_p99_ms']} ms over {result['webhook_admissions']:.0f} admissions")
+          f"p99 {result['webhook_p99_ms']} ms over {result['webhook_admissions']:.0f} admissions "
+          f"(baseline without webhook: {result['baseline_seconds_without_webhook']} s); of which bootstrap Secret "
+          f"create p50 {result['secret_create_p50_ms']} ms, p99 {result['secret_create_p99_ms']} ms")
     write_result("rollout", result)
     ok = stored == args.replicas and result["uninjected"] == 0 and result["failed_admissions"] == 0
     return 0 if ok else 1

@@ -108,7 +108,7 @@ class ClusterOptions:
     cert_hosts: Sequence[str]
     webhook: WebhookSettings
     trust_domain: str = c.DEFAULT_TRUST_DOMAIN
-    secret_deadline: float = 0.0  # 0: half the webhook timeout
+    secret_deadline: float = 0.0  # 0: the webhook timeout less 2 s
     key_pool_size: int = 64
 
 
@@ -137,7 +137,8 @@ class ClusterServer:
         self.owners = SecretOwners(kube)
         self.registrar = Registrar(kube, o.webhook, lambda: self.certs.files.ca.read_bytes())
         self.events = EventRecorder(kube)
-        deadline = o.secret_deadline or max(1.0, o.webhook.timeout_seconds / 2)
+        # Leave ~2 s of the webhook timeout for everything else in the call.
+        deadline = o.secret_deadline or max(1.0, o.webhook.timeout_seconds - 2.0)
         self.writer = SecretWriter(kube, self._certs_for, deadline)
         self.mutator = Mutator(
             templates,

@@ -18,6 +18,7 @@ class Metrics:
     latency: Histogram
     bad_requests: Counter
     events: Counter
+    secret_latency: Histogram
 
     @classmethod
     def create(cls) -> Metrics:
@@ -40,6 +41,12 @@ class Metrics:
                 "fsm_onboard_bad_requests",
                 "Requests answered 400/413 because the AdmissionReview was malformed or too large",
                 ["field"],
+                registry=registry,
+            ),
+            secret_latency=Histogram(
+                "fsm_onboard_bootstrap_secret_seconds",
+                "Time to create one bootstrap Secret (certificate issue + API call) in the admission path",
+                buckets=_BUCKETS,
                 registry=registry,
             ),
             events=Counter(

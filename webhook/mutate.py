@@ -77,11 +77,12 @@ class Mutator:
                 result, answer = "skipped", admission.allow(uid)
             else:
                 if self.bootstrap_writer is not None and not request.get("dryRun"):
-                    await self.bootstrap_writer(request, outcome.rendered)
+                    with self.metrics.secret_latency.time():
+                        await self.bootstrap_writer(request, outcome.rendered)
                 result = "injected"
                 answer = admission.allow(uid, outcome.patch, outcome.warnings)
             reason = outcome.decision.reason.value
-        except Exception as exc:  # noqa: BLE001 - any failure must become a clear denial, not a 500
+        except Exception as exc:  # any failure must become a clear denial, not a 500
             log.warning("admission %s failed: %s", uid, exc, exc_info=not isinstance(exc, RuntimeError))
             result, reason = "error", "internal-error"
             error = f"fsm-onboard could not inject this pod: {exc}"

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import queue
 import threading
 import time
 from collections.abc import Callable
@@ -19,6 +20,7 @@ from typing import Any
 from webhook import constants as c
 from webhook.inject import Rendered
 from webhook.inject.bootstrap import bootstrap_secret
+from webhook.kube.aio import AsyncKube
 from webhook.kube.client import Kube, KubeError, path_for
 from webhook.kube.informer import Informer
 
@@ -33,16 +35,17 @@ class SecretWriter:
 
     def __init__(self, kube: Kube, certs_for: Callable[[Rendered], dict[str, bytes]] | None, deadline: float):
         self.kube, self.certs_for, self.deadline = kube, certs_for, deadline
+        self._aio: AsyncKube | None = None  # created on the server's event loop, at first use
 
     async def __call__(self, request: dict[str, Any] | Any, rendered: Rendered) -> None:
         namespace = request.get("namespace") or rendered.bootstrap["namespace"]
         certs = self.certs_for(rendered) if self.certs_for else None
         secret = bootstrap_secret(rendered, namespace, certs)
         path = path_for("v1", "secrets", namespace)
+        if self._aio is None:
+            self._aio = AsyncKube(self.kube)
         try:
-            await asyncio.wait_for(
-                asyncio.to_thread(self.kube.create, path, secret, timeout=self.deadline), timeout=self.deadline
-            )
+            await asyncio.wait_for(self._aio.create(path, secret, timeout=self.deadline), timeout=self.deadline)
         except TimeoutError:
             raise RuntimeError(
                 f"creating Secret {namespace}/{rendered.secret_name} took longer than {self.deadline:.1f}s"
@@ -63,12 +66,19 @@ def _age_seconds(obj: dict[str, Any], now: float) -> float:
 class SecretOwners:
     """Set Secret → Pod ownerReferences; delete Secrets whose pod never appeared."""
 
-    def __init__(self, kube: Kube, *, orphan_grace: float = 120.0, sweep_interval: float = 30.0):
+    def __init__(
+        self, kube: Kube, *, orphan_grace: float = 120.0, sweep_interval: float = 30.0, patches_per_s: float = 50.0
+    ):
         self.kube = kube
         self.orphan_grace, self.sweep_interval = orphan_grace, sweep_interval
+        self.patch_interval = 1.0 / patches_per_s
         self.owned = 0
         self.swept = 0
         self._done: set[str] = set()
+        # Pods waiting for their Secret's ownerReference. Patched by one worker at a bounded rate so
+        # a 1000-pod rollout does not add a burst of writes to the API server while it admits pods.
+        self._queue: queue.Queue[dict[str, Any]] = queue.Queue()
+        self._queued: set[str] = set()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self.pods = Informer(
@@ -84,9 +94,10 @@ class SecretOwners:
             return
         meta = pod.get("metadata") or {}
         uid, uuid = meta.get("uid"), (meta.get("labels") or {}).get(c.LABEL_PROXY_UUID)
-        if not uid or not uuid or uid in self._done:
+        if not uid or not uuid or uid in self._done or uid in self._queued:
             return
-        self.own(pod)
+        self._queued.add(uid)
+        self._queue.put(pod)
 
     def own(self, pod: dict[str, Any]) -> bool:
         meta = pod["metadata"]
@@ -128,8 +139,19 @@ class SecretOwners:
         self.swept += deleted
         return deleted
 
+    def _own_worker(self) -> None:
+        while not self._stop.is_set():
+            try:
+                pod = self._queue.get(timeout=0.5)
+            except queue.Empty:
+                continue
+            self._queued.discard(pod["metadata"]["uid"])
+            self.own(pod)
+            self._stop.wait(self.patch_interval)
+
     def start(self) -> None:
         self.pods.start()
+        threading.Thread(target=self._own_worker, name="secret-owners", daemon=True).start()
 
         def loop() -> None:
             while not self._stop.wait(self.sweep_interval):
