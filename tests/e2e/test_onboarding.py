@@ -89,7 +89,7 @@ def make_ns(kube, onboard=True, annotations=None):
     if annotations:
         kube.merge_patch(path_for("v1", "namespaces", name=name), {"metadata": {"annotations": annotations}})
     # The webhook reads namespaces from its informer: wait until it can have seen the label.
-    until(lambda: kube.get(path_for("v1", "serviceaccounts", name, "default")), 30, what="default ServiceAccount")
+    until(lambda: kube.get(path_for("v1", "serviceaccounts", name))["items"], 30, what="default ServiceAccount")
     time.sleep(0.3)
     return name
 
