@@ -250,3 +250,75 @@ def test_informer_recovers_from_a_real_410(cluster, kube):
         assert {f"before-{i}" for i in range(3)} <= {o["metadata"]["name"] for o in inf.items()}
     finally:
         inf.stop()
+
+
+def run_cli(*args):
+    return subprocess.run([str(BIN / "fsm-onboard"), *args, "--kubeconfig", os.environ["FSM_E2E_KUBECONFIG"]],
+                          capture_output=True, text=True, timeout=30)
+
+
+def test_namespace_add_remove_list_and_refusals(kube):
+    name = make_ns(kube, onboard=False)
+    r = run_cli("namespace", "add", name, "--enable-metrics")
+    assert r.returncode == 0, r.stderr
+    got = kube.get(path_for("v1", "namespaces", name=name))["metadata"]
+    assert got["labels"]["flomesh.io/monitored-by"] == "fsm"
+    assert got["annotations"]["flomesh.io/sidecar-injection"] == "enabled"
+    assert got["annotations"]["flomesh.io/metrics"] == "enabled"
+    listed = run_cli("namespace", "list")
+    assert any(line.split()[:4] == [name, "fsm", "enabled", "enabled"] for line in listed.stdout.splitlines())
+    r = run_cli("namespace", "remove", name)
+    assert r.returncode == 0, r.stderr
+    got = kube.get(path_for("v1", "namespaces", name=name))["metadata"]
+    assert "flomesh.io/monitored-by" not in got.get("labels", {})
+    assert "flomesh.io/sidecar-injection" not in (got.get("annotations") or {})
+    kube.merge_patch(path_for("v1", "namespaces", name=name), {"metadata": {"labels": {"flomesh.io/ignore": "true"}}})
+    r = run_cli("namespace", "add", name)
+    assert r.returncode == 1 and "flomesh.io/ignore=true" in r.stderr and "Traceback" not in r.stderr
+    r = run_cli("namespace", "add", "no-such-namespace")
+    assert r.returncode == 1 and "not found" in r.stderr
+
+
+def test_denied_pods_of_a_deployment_leave_an_event_on_the_replicaset(webhook, kube):
+    ns = make_ns(kube)
+    template = {"metadata": {"labels": {"app": "bad"}, "annotations": {"flomesh.io/native-sidecar": "perhaps"}},
+                "spec": pod("x")["spec"]}
+    kube.create(path_for("apps/v1", "deployments", ns), {
+        "apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "bad"},
+        "spec": {"replicas": 1, "selector": {"matchLabels": {"app": "bad"}}, "template": template}})
+
+    def denial_event():
+        events = kube.get(path_for("v1", "events", ns))["items"]
+        return next((e for e in events if e["reason"] == "InjectionDenied"), None)
+
+    event = until(denial_event, 30, 0.2, what="an InjectionDenied Event")
+    assert event["involvedObject"]["kind"] == "ReplicaSet"
+    assert "flomesh.io/native-sidecar" in event["message"] and "perhaps" in event["message"]
+    ca = webhook["cert_dir"] / "ca.crt"
+    import ssl
+    with httpx.Client(verify=ssl.create_default_context(cafile=str(ca))) as c:
+        text = c.get(f"https://127.0.0.1:{webhook['port']}/metrics").text
+    assert 'fsm_onboard_events_total{reason="InjectionDenied"}' in text
+    assert 'fsm_onboard_admissions_total{reason="invalid-annotation",result="denied"}' in text
+
+
+def test_secret_of_a_pod_that_never_came_is_swept(kube):
+    from webhook.kube.bootstrap import SecretOwners
+
+    ns = make_ns(kube)
+    orphan_uuid = str(uuid.uuid4())
+    kube.create(path_for("v1", "secrets", ns), {
+        "metadata": {"name": f"sidecar-bootstrap-config-{orphan_uuid}",
+                     "labels": {"fsm-proxy-uuid": orphan_uuid, "app.kubernetes.io/managed-by": "fsm-onboard"}},
+        "data": {}})
+    owners = SecretOwners(kube, orphan_grace=120)
+    owners.pods.start()
+    try:
+        assert owners.pods.wait_synced(10)
+        assert owners.sweep() == 0, "a young Secret must be kept: its pod may still be on its way"
+        assert owners.sweep(now=time.time() + 300) >= 1
+        with pytest.raises(KubeError) as err:
+            kube.get(path_for("v1", "secrets", ns, f"sidecar-bootstrap-config-{orphan_uuid}"))
+        assert err.value.not_found
+    finally:
+        owners.pods.stop()
