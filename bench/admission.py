@@ -24,7 +24,7 @@ import orjson
 from bench.common import HttpsConn, summarize, write_result
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
-from helpers import review, sample_pod, serve_standalone  # noqa: E402
+from helpers import review, sample_pod, serve_standalone
 
 PATH = "/mutate-pod-creation"
 
@@ -52,8 +52,12 @@ def in_process(n: int) -> dict[str, float]:
 
     lat = asyncio.run(run())[n // 10 :]  # drop warm-up
     s = summarize(lat)
-    return {"iterations": len(lat), "p50_us": round(s["p50_ms"] * 1000, 1), "mean_us": round(s["mean_ms"] * 1000, 1),
-            "p99_us": round(s["p99_ms"] * 1000, 1)}
+    return {
+        "iterations": len(lat),
+        "p50_us": round(s["p50_ms"] * 1000, 1),
+        "mean_us": round(s["mean_ms"] * 1000, 1),
+        "p99_us": round(s["p99_ms"] * 1000, 1),
+    }
 
 
 async def _connect(port: int, ca: Path, n: int) -> list[HttpsConn]:
@@ -83,8 +87,13 @@ async def saturation(port: int, ca: Path, connections: int, seconds: float) -> d
     await asyncio.gather(*(worker(c) for c in conns))
     elapsed = time.perf_counter() - started
     await asyncio.gather(*(c.close() for c in conns))
-    return {"connections": connections, "seconds": round(elapsed, 2), "admissions_per_s": round(len(lat) / elapsed, 1),
-            "errors": errors, **summarize(lat)}
+    return {
+        "connections": connections,
+        "seconds": round(elapsed, 2),
+        "admissions_per_s": round(len(lat) / elapsed, 1),
+        "errors": errors,
+        **summarize(lat),
+    }
 
 
 async def fixed_rate(port: int, ca: Path, rate: float, seconds: float, connections: int) -> dict[str, float]:
@@ -120,7 +129,12 @@ async def fixed_rate(port: int, ca: Path, rate: float, seconds: float, connectio
     await asyncio.gather(*tasks)
     elapsed = time.perf_counter() - start
     await asyncio.gather(*(c.close() for c in conns))
-    return {"target_per_s": rate, "achieved_per_s": round(total / elapsed, 1), "errors": errors, **summarize(lat)}
+    return {
+        "target_per_s": rate,
+        "achieved_per_s": round(total / elapsed, 1),
+        "errors": errors,
+        **summarize(lat),
+    }
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -133,18 +147,26 @@ def main(argv: list[str] | None = None) -> int:
 
     result: dict[str, object] = {"body_bytes": len(body())}
     result["in_process"] = ip = in_process(args.iterations)
-    print(f"[admission] in-process: p50 {ip['p50_us']} us, mean {ip['mean_us']} us, p99 {ip['p99_us']} us per admission")
+    print(
+        f"[admission] in-process: p50 {ip['p50_us']} us, mean {ip['mean_us']} us, p99 {ip['p99_us']} us per admission"
+    )
     with tempfile.TemporaryDirectory() as tmp:
         cert_dir = Path(tmp)
         with serve_standalone(cert_dir) as (port, _proc):
             ca = cert_dir / "ca.crt"
             asyncio.run(saturation(port, ca, 4, 1.0))  # warm-up
             result["saturation"] = sat = asyncio.run(saturation(port, ca, args.connections, args.seconds))
-            print(f"[admission] saturation ({sat['connections']} conns): {sat['admissions_per_s']} admissions/s, "
-                  f"p50 {sat['p50_ms']} ms, p99 {sat['p99_ms']} ms, errors {sat['errors']}")
-            result["fixed_rate"] = fr = asyncio.run(fixed_rate(port, ca, args.rate, args.seconds, args.connections))
-            print(f"[admission] fixed rate {fr['target_per_s']}/s (achieved {fr['achieved_per_s']}/s): "
-                  f"p50 {fr['p50_ms']} ms, p99 {fr['p99_ms']} ms, max {fr['max_ms']} ms, errors {fr['errors']}")
+            print(
+                f"[admission] saturation ({sat['connections']} conns): {sat['admissions_per_s']} admissions/s, "
+                f"p50 {sat['p50_ms']} ms, p99 {sat['p99_ms']} ms, errors {sat['errors']}"
+            )
+            result["fixed_rate"] = fr = asyncio.run(
+                fixed_rate(port, ca, args.rate, args.seconds, args.connections)
+            )
+            print(
+                f"[admission] fixed rate {fr['target_per_s']}/s (achieved {fr['achieved_per_s']}/s): "
+                f"p50 {fr['p50_ms']} ms, p99 {fr['p99_ms']} ms, max {fr['max_ms']} ms, errors {fr['errors']}"
+            )
     result["targets"] = {"p99_ms_at_500_per_s": 5.0, "in_process_us": 300.0}
     write_result("admission", result)
     ok = fr["errors"] == 0 and sat["errors"] == 0

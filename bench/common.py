@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import platform
 import ssl
@@ -41,7 +42,11 @@ def write_result(name: str, result: dict[str, Any]) -> Path:
     result = {
         "benchmark": name,
         "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-        "machine": {"cpus": __import__("os").cpu_count(), "python": platform.python_version(), "kernel": platform.release()},
+        "machine": {
+            "cpus": __import__("os").cpu_count(),
+            "python": platform.python_version(),
+            "kernel": platform.release(),
+        },
         **result,
     }
     path = RESULTS / f"{name}.json"
@@ -87,7 +92,5 @@ class HttpsConn:
     async def close(self) -> None:
         if self.writer is not None:
             self.writer.close()
-            try:
+            with contextlib.suppress(ConnectionError, ssl.SSLError):
                 await self.writer.wait_closed()
-            except (ConnectionError, ssl.SSLError):
-                pass

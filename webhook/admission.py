@@ -112,4 +112,6 @@ def allow(uid: str, patch: list[dict[str, Any]] | None = None, warnings: list[st
 
 
 def deny(uid: str, message: str, *, code: int = 403, reason: str = "Forbidden") -> bytes:
-    return _review({"uid": uid, "allowed": False, "status": {"code": code, "message": message, "reason": reason}})
+    return _review(
+        {"uid": uid, "allowed": False, "status": {"code": code, "message": message, "reason": reason}}
+    )

@@ -16,6 +16,7 @@ from typing import Any
 import yaml
 
 from webhook import constants as c
+from webhook.certs.cli import add_certs_commands
 from webhook.inject import Context, Templates, load_templates
 from webhook.inject.templates import TemplateError
 from webhook.meshconfig import MeshConfig, MeshConfigError, load_mesh_config
@@ -317,6 +318,7 @@ def build_parser() -> argparse.ArgumentParser:
     exp.set_defaults(func=cmd_explain)
 
     _add_namespace_commands(sub)
+    add_certs_commands(sub)
     return parser
 
 

@@ -17,8 +17,6 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from kubernetes import client as k8s
-
 from webhook import constants as c
 from webhook.certs.issuer import bootstrap_secret_data
 from webhook.certs.manager import MeshCertManager
@@ -61,6 +59,13 @@ def ensure_crd(kube: Kube, timeout: float = 30.0) -> None:
 
 
 def ensure_namespace(kube: Kube, name: str) -> None:
+    """Create the mesh namespace for a local run; in a cluster it exists and we may not create it."""
+    try:
+        kube.get(path_for("v1", "namespaces", name=name))
+        return
+    except KubeError as exc:
+        if not exc.not_found:
+            raise
     try:
         kube.create(path_for("v1", "namespaces"), {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}})
         log.info("created namespace %s", name)
@@ -122,9 +127,10 @@ class ClusterServer:
         hosts = [f"{svc}.{o.mesh_namespace}.svc", f"{svc}.{o.mesh_namespace}.svc.cluster.local", svc,
                  "localhost", "127.0.0.1", *o.cert_hosts]
         self.key_pool = KeyPool(size=o.key_pool_size)
+        core, admission = kube.typed_apis()
         self.certs = MeshCertManager(
-            k8s.CoreV1Api(kube.api),
-            k8s.AdmissionregistrationV1Api(kube.api),
+            core,
+            admission,
             o.mesh_namespace,
             cert_dir=o.cert_dir,
             hosts=list(dict.fromkeys(hosts)),

@@ -113,12 +113,16 @@ class Traffic:
     networkInterfaceExclusionList: list[str] = dataclasses.field(
         default_factory=list, metadata=_check(values.parse_interface_list)
     )
-    interceptionMode: str = dataclasses.field(default="iptables", metadata=_check(_one_of(INTERCEPTION_MODES)))
+    interceptionMode: str = dataclasses.field(
+        default="iptables", metadata=_check(_one_of(INTERCEPTION_MODES))
+    )
 
 
 @dataclasses.dataclass(frozen=True)
 class Certificate:
-    serviceCertValidityDuration: str = dataclasses.field(default="24h", metadata=_check(values.parse_duration))
+    serviceCertValidityDuration: str = dataclasses.field(
+        default="24h", metadata=_check(values.parse_duration)
+    )
     certKeyBitSize: int = 2048
 
 
@@ -204,7 +208,9 @@ def _parse_dataclass(cls: type, raw: Any, path: str, errors: list[tuple[str, str
     for field in dataclasses.fields(cls):
         if field.name not in raw:
             continue
-        kwargs[field.name] = _parse_value(field, hints[field.name], raw[field.name], f"{path}.{field.name}", errors, strict)
+        kwargs[field.name] = _parse_value(
+            field, hints[field.name], raw[field.name], f"{path}.{field.name}", errors, strict
+        )
     if strict:
         errors.extend((f"{path}.{k}", "unknown field") for k in raw if k not in known)
     try:

@@ -31,9 +31,9 @@ class TLSFiles:
     key: Path
 
 
-def build_server(app: FastAPI, host: str, port: int, tls: TLSFiles, *, log_level: str = "warning") -> tuple[
-    uvicorn.Server, CertReloader
-]:
+def build_server(
+    app: FastAPI, host: str, port: int, tls: TLSFiles, *, log_level: str = "warning"
+) -> tuple[uvicorn.Server, CertReloader]:
     config = uvicorn.Config(
         app,
         host=host,
@@ -77,7 +77,7 @@ def run_https(
             if server.started:
                 try:
                     on_started()
-                except Exception as exc:  # noqa: BLE001 - stop serving rather than run unregistered
+                except Exception as exc:  # stop serving rather than run unregistered
                     log.error("start-up step failed, shutting down: %s", exc)
                     server.should_exit = True
 

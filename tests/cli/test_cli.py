@@ -12,7 +12,9 @@ DEMO = ROOT / "demo" / "bookstore.yaml"
 
 
 def run(*args, stdin=None):
-    return subprocess.run([str(BIN / "fsm-onboard"), *args], input=stdin, capture_output=True, text=True, timeout=60)
+    return subprocess.run(
+        [str(BIN / "fsm-onboard"), *args], input=stdin, capture_output=True, text=True, timeout=60
+    )
 
 
 def test_inject_deployment_from_file():
@@ -26,10 +28,16 @@ def test_inject_deployment_from_file():
         assert [c["name"] for c in spec["containers"]][-1] == "sidecar"
         assert [c["name"] for c in spec["initContainers"]] == ["fsm-init"]
         uuid = d["spec"]["template"]["metadata"]["labels"]["fsm-proxy-uuid"]
-        secret = next(s for s in docs if s["kind"] == "Secret" and s["metadata"]["name"] == f"sidecar-bootstrap-config-{uuid}")
+        secret = next(
+            s
+            for s in docs
+            if s["kind"] == "Secret" and s["metadata"]["name"] == f"sidecar-bootstrap-config-{uuid}"
+        )
         assert "bootstrap.yaml" in secret["stringData"]
     # Other kinds pass through unchanged.
-    assert [d for d in docs if d["kind"] == "Service"] == [d for d in yaml.safe_load_all(DEMO.read_text()) if d["kind"] == "Service"]
+    assert [d for d in docs if d["kind"] == "Service"] == [
+        d for d in yaml.safe_load_all(DEMO.read_text()) if d["kind"] == "Service"
+    ]
 
 
 WORKLOADS = """
@@ -62,10 +70,28 @@ def test_inject_every_workload_kind_from_stdin_list():
     r = run("inject", "-f", "-", "--no-secrets", stdin=WORKLOADS)
     assert r.returncode == 0, r.stderr
     items = yaml.safe_load(r.stdout)["items"]
-    injected = {o["metadata"]["name"]: any(c["name"] == "sidecar" for c in _spec(o)["containers"])
-                for o in items if o["kind"] != "ConfigMap"}
-    assert injected == {"s": True, "d": True, "r": True, "rc": True, "j": True, "c": True, "p": True, "out": False, "host": False}
-    assert items[-1] == {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "cm"}, "data": {"k": "v"}}
+    injected = {
+        o["metadata"]["name"]: any(c["name"] == "sidecar" for c in _spec(o)["containers"])
+        for o in items
+        if o["kind"] != "ConfigMap"
+    }
+    assert injected == {
+        "s": True,
+        "d": True,
+        "r": True,
+        "rc": True,
+        "j": True,
+        "c": True,
+        "p": True,
+        "out": False,
+        "host": False,
+    }
+    assert items[-1] == {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": {"name": "cm"},
+        "data": {"k": "v"},
+    }
     assert "not injected" in r.stderr and "host network" in r.stderr
 
 
@@ -86,11 +112,26 @@ def test_inject_with_mesh_config(tmp_path):
         (("inject", "-f", "-"), "a: 1\n---\nb: [\n", "document 2: not valid YAML"),
         (("inject", "-f", "-"), "- just\n- a list\n", "document 1: expected a Kubernetes object"),
         (("inject", "-f", "/nonexistent.yaml"), None, "-f: /nonexistent.yaml: no such file"),
-        (("inject", "-f", "-", "--mesh-config", "/nonexistent"), "", "--mesh-config: /nonexistent: no such file"),
-        (("inject", "-f", "-"), "kind: Pod\nmetadata: {name: p, annotations: {flomesh.io/native-sidecar: maybe}}\nspec: {containers: []}\n",
-         "document 1: Pod 'p': pod annotation flomesh.io/native-sidecar"),
-        (("inject", "-f", "-"), "kind: Deployment\nmetadata: {name: d}\nspec: {}\n", "document 1: Deployment 'd' has no spec.template"),
-        (("explain", "-f", "-", "--namespace-file", "/nonexistent"), "", "--namespace-file: /nonexistent: no such file"),
+        (
+            ("inject", "-f", "-", "--mesh-config", "/nonexistent"),
+            "",
+            "--mesh-config: /nonexistent: no such file",
+        ),
+        (
+            ("inject", "-f", "-"),
+            "kind: Pod\nmetadata: {name: p, annotations: {flomesh.io/native-sidecar: maybe}}\nspec: {containers: []}\n",
+            "document 1: Pod 'p': pod annotation flomesh.io/native-sidecar",
+        ),
+        (
+            ("inject", "-f", "-"),
+            "kind: Deployment\nmetadata: {name: d}\nspec: {}\n",
+            "document 1: Deployment 'd' has no spec.template",
+        ),
+        (
+            ("explain", "-f", "-", "--namespace-file", "/nonexistent"),
+            "",
+            "--namespace-file: /nonexistent: no such file",
+        ),
     ],
 )
 def test_bad_input_exits_2_with_a_message(args, stdin, message, tmp_path):
@@ -101,14 +142,16 @@ def test_bad_input_exits_2_with_a_message(args, stdin, message, tmp_path):
 
 def test_bad_mesh_config_names_the_field(tmp_path):
     mc = tmp_path / "mc.yaml"
-    mc.write_text("spec:\n  traffic:\n    enableEgress: \"no\"\n")
+    mc.write_text('spec:\n  traffic:\n    enableEgress: "no"\n')
     r = run("inject", "-f", str(DEMO), "--mesh-config", str(mc))
     assert r.returncode == 2 and 'spec.traffic.enableEgress: expected boolean, got "no"' in r.stderr
 
 
 def test_explain_says_which_rule_decided(tmp_path):
     ns = tmp_path / "ns.yaml"
-    ns.write_text("apiVersion: v1\nkind: Namespace\nmetadata:\n  name: shop\n  labels: {flomesh.io/monitored-by: fsm}\n")
+    ns.write_text(
+        "apiVersion: v1\nkind: Namespace\nmetadata:\n  name: shop\n  labels: {flomesh.io/monitored-by: fsm}\n"
+    )
     r = run("explain", "-f", "-", "--namespace-file", str(ns), stdin=WORKLOADS)
     assert r.returncode == 0, r.stderr
     lines = r.stdout.splitlines()

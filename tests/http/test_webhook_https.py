@@ -17,14 +17,23 @@ from helpers import review, sample_pod, serve_standalone
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
     cert_dir = tmp_path_factory.mktemp("certs")
-    with serve_standalone(cert_dir) as (port, proc):
-        with httpx.Client(base_url=f"https://127.0.0.1:{port}", verify=ssl.create_default_context(cafile=str(cert_dir / "ca.crt")), timeout=10) as client:
-            yield client, cert_dir, port
+    # The CA exists once the server has started: the client context is built inside the `with`.
+    with (
+        serve_standalone(cert_dir) as (port, _proc),
+        httpx.Client(
+            base_url=f"https://127.0.0.1:{port}",
+            verify=ssl.create_default_context(cafile=str(cert_dir / "ca.crt")),
+            timeout=10,
+        ) as client,
+    ):
+        yield client, cert_dir, port
 
 
 def post(client, payload, **kw):
     data = payload if isinstance(payload, bytes) else orjson.dumps(payload)
-    return client.post("/mutate-pod-creation", content=data, headers={"content-type": "application/json"}, **kw)
+    return client.post(
+        "/mutate-pod-creation", content=data, headers={"content-type": "application/json"}, **kw
+    )
 
 
 def test_injects_and_patch_applies(server):
@@ -48,7 +57,9 @@ def test_opted_out_pod_is_allowed_without_patch(server):
 
 def test_bad_annotation_is_denied_with_a_message(server):
     client, _, _ = server
-    resp = post(client, review(sample_pod({"flomesh.io/outbound-port-exclusion-list": "80,99999"}))).json()["response"]
+    resp = post(client, review(sample_pod({"flomesh.io/outbound-port-exclusion-list": "80,99999"}))).json()[
+        "response"
+    ]
     assert resp["allowed"] is False
     assert "flomesh.io/outbound-port-exclusion-list" in resp["status"]["message"]
     assert "99999" in resp["status"]["message"]
@@ -63,10 +74,22 @@ def test_bad_annotation_is_denied_with_a_message(server):
         ({"apiVersion": "v1", "kind": "AdmissionReview", "request": {}}, "apiVersion"),
         ({"apiVersion": "admission.k8s.io/v1", "kind": "Pod"}, "kind"),
         ({"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview"}, "request"),
-        ({"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview", "request": {"object": {}}}, "request.uid"),
-        ({"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview", "request": {"uid": "u"}}, "request.object"),
-        ({"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview",
-          "request": {"uid": "u", "kind": {"kind": "Deployment"}, "object": {"kind": "Deployment"}}}, "request.kind"),
+        (
+            {"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview", "request": {"object": {}}},
+            "request.uid",
+        ),
+        (
+            {"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview", "request": {"uid": "u"}},
+            "request.object",
+        ),
+        (
+            {
+                "apiVersion": "admission.k8s.io/v1",
+                "kind": "AdmissionReview",
+                "request": {"uid": "u", "kind": {"kind": "Deployment"}, "object": {"kind": "Deployment"}},
+            },
+            "request.kind",
+        ),
     ],
 )
 def test_bad_input_is_400_naming_the_problem(server, payload, field):
@@ -105,14 +128,15 @@ def test_tls_below_1_2_is_refused(server):
     _, cert_dir, port = server
     with httpx.Client(verify=_client_ctx(cert_dir, ssl.TLSVersion.TLSv1_2)) as c:
         assert c.get(f"https://127.0.0.1:{port}/healthz").status_code == 200
-    with pytest.raises(httpx.ConnectError, match="(?i)version|protocol|alert"), httpx.Client(
-        verify=_client_ctx(cert_dir, ssl.TLSVersion.TLSv1_1)
-    ) as c:
+    with (
+        pytest.raises(httpx.ConnectError, match=r"(?i)version|protocol|alert"),
+        httpx.Client(verify=_client_ctx(cert_dir, ssl.TLSVersion.TLSv1_1)) as c,
+    ):
         c.get(f"https://127.0.0.1:{port}/healthz")
 
 
 def test_cert_files_changed_on_disk_are_served_without_restart(server):
-    client, cert_dir, port = server
+    _client, cert_dir, port = server
     first = ssl.get_server_certificate(("127.0.0.1", port))
     for name in ("tls.crt", "tls.key"):
         os.remove(cert_dir / name)

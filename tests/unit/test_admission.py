@@ -11,8 +11,15 @@ from webhook.admission import ReviewError, allow, deny, parse_review
 
 
 def body(**overrides):
-    review = {"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview",
-              "request": {"uid": "u", "kind": {"kind": "Pod"}, "object": {"metadata": {}, "spec": {"containers": []}}}}
+    review = {
+        "apiVersion": "admission.k8s.io/v1",
+        "kind": "AdmissionReview",
+        "request": {
+            "uid": "u",
+            "kind": {"kind": "Pod"},
+            "object": {"metadata": {}, "spec": {"containers": []}},
+        },
+    }
     for key, value in overrides.items():
         if key.startswith("request_"):
             review["request"][key[8:]] = value
@@ -51,8 +58,13 @@ def test_malformed_reviews_name_the_field(raw, field):
 
 
 def test_kind_taken_from_object_when_request_kind_missing():
-    raw = orjson.dumps({"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview",
-                        "request": {"uid": "u", "object": {"kind": "Pod"}}})
+    raw = orjson.dumps(
+        {
+            "apiVersion": "admission.k8s.io/v1",
+            "kind": "AdmissionReview",
+            "request": {"uid": "u", "object": {"kind": "Pod"}},
+        }
+    )
     assert parse_review(raw)["uid"] == "u"
 
 
@@ -60,7 +72,13 @@ def test_allow_and_deny_shapes():
     ok = orjson.loads(allow("u", [{"op": "add", "path": "/x", "value": 1}], ["w"]))
     assert ok["response"]["uid"] == "u" and ok["response"]["allowed"] is True
     assert ok["response"]["patchType"] == "JSONPatch" and ok["response"]["warnings"] == ["w"]
-    assert orjson.loads(base64.b64decode(ok["response"]["patch"])) == [{"op": "add", "path": "/x", "value": 1}]
+    assert orjson.loads(base64.b64decode(ok["response"]["patch"])) == [
+        {"op": "add", "path": "/x", "value": 1}
+    ]
     assert "patch" not in orjson.loads(allow("u"))["response"]
     no = orjson.loads(deny("u", "why"))["response"]
-    assert no == {"uid": "u", "allowed": False, "status": {"code": 403, "message": "why", "reason": "Forbidden"}}
+    assert no == {
+        "uid": "u",
+        "allowed": False,
+        "status": {"code": 403, "message": "why", "reason": "Forbidden"},
+    }

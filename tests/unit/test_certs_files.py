@@ -127,3 +127,16 @@ def test_rsa_key_type(tmp_path: Path) -> None:
 def test_no_temporary_files_left(tmp_path: Path) -> None:
     ensure_cert_dir(tmp_path, HOSTS)
     assert not [p for p in tmp_path.iterdir() if p.name.endswith(".tmp")]
+
+
+def test_ca_without_key_is_used_not_replaced(tmp_path: Path) -> None:
+    files = ensure_cert_dir(tmp_path, HOSTS)
+    (tmp_path / "ca.key").unlink()  # bring-your-own: the CA key stays elsewhere
+    ca_before = files.ca.read_bytes()
+    assert ensure_cert_dir(tmp_path, HOSTS) == files
+    assert files.ca.read_bytes() == ca_before
+    with pytest.raises(
+        CertError, match=r"SANs lack example\.org; .*ca\.key is absent so it cannot be re-issued"
+    ):
+        ensure_cert_dir(tmp_path, [*HOSTS, "example.org"])
+    assert files.ca.read_bytes() == ca_before

@@ -70,6 +70,7 @@ def peer_serial(port: int, ca: Path, host: str = "127.0.0.1") -> int:
         cctx.wrap_socket(s, server_hostname=host) as t,
     ):
         der = t.getpeercert(binary_form=True)
+        assert der is not None
         assert t.recv(2) == b"ok"
     return x509.load_der_x509_certificate(der).serial_number
 

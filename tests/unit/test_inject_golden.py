@@ -33,7 +33,7 @@ def test_cases_exist():
 
 @pytest.mark.parametrize("name", CASES)
 def test_golden(name):
-    case, outcome = run_case(name)
+    _case, outcome = run_case(name)
     assert outcome.rendered is not None, outcome.decision
     got = {"warnings": outcome.warnings, "pod": outcome.rendered.pod, "bootstrap": outcome.rendered.bootstrap}
     golden = DATA / f"{name}.injected.yaml"
@@ -53,6 +53,12 @@ def test_patch_applies_to_original(name):
 @pytest.mark.parametrize("name", CASES)
 def test_reinjection_is_a_no_op(name):
     case, outcome = run_case(name)
-    again = inject(outcome.rendered.pod, case["namespace"], parse_mesh_config(case.get("meshconfig")), TEMPLATES, Context())
+    again = inject(
+        outcome.rendered.pod,
+        case["namespace"],
+        parse_mesh_config(case.get("meshconfig")),
+        TEMPLATES,
+        Context(),
+    )
     assert again.rendered is None and again.patch == []
     assert again.decision.reason == "already-injected"

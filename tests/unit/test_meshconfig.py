@@ -18,20 +18,40 @@ def test_defaults_are_fsms():
 
 
 def test_full_document():
-    m = parse_mesh_config({
-        "apiVersion": "config.flomesh.io/v1alpha3", "kind": "MeshConfig",
-        "metadata": {"name": "fsm-mesh-config", "namespace": "mesh", "resourceVersion": "42"},
-        "spec": {
-            "traffic": {"enableEgress": False, "outboundPortExclusionList": [6379], "inboundPortExclusionList": [9000],
-                        "outboundIPRangeExclusionList": ["10.0.0.0/8"], "networkInterfaceExclusionList": ["eth1"]},
-            "certificate": {"serviceCertValidityDuration": "1h30m"},
-            "sidecar": {"enablePrivilegedInitContainer": True, "logLevel": "debug", "sidecarImage": "x:1",
-                        "maxDataPlaneConnections": 100, "configResyncInterval": "90s",
-                        "resources": {"limits": {"cpu": "500m"}}},
-            "observability": {"tracing": {"enable": True, "address": "jaeger", "port": 9411, "endpoint": "/api/v2/spans"},
-                              "enableDebugServer": True},
-        },
-    })
+    m = parse_mesh_config(
+        {
+            "apiVersion": "config.flomesh.io/v1alpha3",
+            "kind": "MeshConfig",
+            "metadata": {"name": "fsm-mesh-config", "namespace": "mesh", "resourceVersion": "42"},
+            "spec": {
+                "traffic": {
+                    "enableEgress": False,
+                    "outboundPortExclusionList": [6379],
+                    "inboundPortExclusionList": [9000],
+                    "outboundIPRangeExclusionList": ["10.0.0.0/8"],
+                    "networkInterfaceExclusionList": ["eth1"],
+                },
+                "certificate": {"serviceCertValidityDuration": "1h30m"},
+                "sidecar": {
+                    "enablePrivilegedInitContainer": True,
+                    "logLevel": "debug",
+                    "sidecarImage": "x:1",
+                    "maxDataPlaneConnections": 100,
+                    "configResyncInterval": "90s",
+                    "resources": {"limits": {"cpu": "500m"}},
+                },
+                "observability": {
+                    "tracing": {
+                        "enable": True,
+                        "address": "jaeger",
+                        "port": 9411,
+                        "endpoint": "/api/v2/spans",
+                    },
+                    "enableDebugServer": True,
+                },
+            },
+        }
+    )
     assert m.namespace == "mesh" and m.resourceVersion == "42"
     assert m.spec.traffic.outboundPortExclusionList == [6379]
     assert m.spec.sidecar.resources == {"limits": {"cpu": "500m"}}
@@ -42,17 +62,53 @@ def test_full_document():
     ("spec", "path", "reason"),
     [
         ({"traffic": {"enableEgress": "no"}}, "spec.traffic.enableEgress", 'expected boolean, got "no"'),
-        ({"traffic": {"enablePermissiveTrafficPolicyMode": 1}}, "spec.traffic.enablePermissiveTrafficPolicyMode", "expected boolean, got 1"),
-        ({"traffic": {"outboundPortExclusionList": [80, 70000]}}, "spec.traffic.outboundPortExclusionList", "expected a port 1-65535, got 70000"),
-        ({"traffic": {"outboundPortExclusionList": "80"}}, "spec.traffic.outboundPortExclusionList", 'expected list, got "80"'),
-        ({"traffic": {"outboundIPRangeExclusionList": ["10.0.0/8x"]}}, "spec.traffic.outboundIPRangeExclusionList", "expected CIDRs"),
-        ({"traffic": {"interceptionMode": "ipvs"}}, "spec.traffic.interceptionMode", "expected one of iptables|nftables|ebpf"),
-        ({"certificate": {"serviceCertValidityDuration": "1d"}}, "spec.certificate.serviceCertValidityDuration", "expected a duration"),
+        (
+            {"traffic": {"enablePermissiveTrafficPolicyMode": 1}},
+            "spec.traffic.enablePermissiveTrafficPolicyMode",
+            "expected boolean, got 1",
+        ),
+        (
+            {"traffic": {"outboundPortExclusionList": [80, 70000]}},
+            "spec.traffic.outboundPortExclusionList",
+            "expected a port 1-65535, got 70000",
+        ),
+        (
+            {"traffic": {"outboundPortExclusionList": "80"}},
+            "spec.traffic.outboundPortExclusionList",
+            'expected list, got "80"',
+        ),
+        (
+            {"traffic": {"outboundIPRangeExclusionList": ["10.0.0/8x"]}},
+            "spec.traffic.outboundIPRangeExclusionList",
+            "expected CIDRs",
+        ),
+        (
+            {"traffic": {"interceptionMode": "ipvs"}},
+            "spec.traffic.interceptionMode",
+            "expected one of iptables|nftables|ebpf",
+        ),
+        (
+            {"certificate": {"serviceCertValidityDuration": "1d"}},
+            "spec.certificate.serviceCertValidityDuration",
+            "expected a duration",
+        ),
         ({"sidecar": {"logLevel": "verbose"}}, "spec.sidecar.logLevel", "expected one of"),
         ({"sidecar": {"sidecarImage": 5}}, "spec.sidecar.sidecarImage", "expected string, got 5"),
-        ({"sidecar": {"maxDataPlaneConnections": -1}}, "spec.sidecar.maxDataPlaneConnections", "expected an integer >= 0"),
-        ({"sidecar": {"maxDataPlaneConnections": True}}, "spec.sidecar.maxDataPlaneConnections", "expected integer, got true"),
-        ({"sidecar": {"resources": {"limits": {"memory": "lots"}}}}, "spec.sidecar.resources.limits.memory", "expected a Kubernetes quantity"),
+        (
+            {"sidecar": {"maxDataPlaneConnections": -1}},
+            "spec.sidecar.maxDataPlaneConnections",
+            "expected an integer >= 0",
+        ),
+        (
+            {"sidecar": {"maxDataPlaneConnections": True}},
+            "spec.sidecar.maxDataPlaneConnections",
+            "expected integer, got true",
+        ),
+        (
+            {"sidecar": {"resources": {"limits": {"memory": "lots"}}}},
+            "spec.sidecar.resources.limits.memory",
+            "expected a Kubernetes quantity",
+        ),
         ({"sidecar": {"resources": {"max": {}}}}, "spec.sidecar.resources.max", "unknown field"),
         ({"observability": {"tracing": {"port": 0}}}, "spec.observability.tracing.port", "expected a port"),
         ({"observability": {"tracing": "on"}}, "spec.observability.tracing", 'expected object, got "on"'),

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import jsonpatch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -11,7 +13,13 @@ from webhook.inject.patch import make_patch
 from webhook.meshconfig import parse_mesh_config
 
 TEMPLATES = load_templates()
-NS = {"metadata": {"name": "demo", "labels": {"flomesh.io/monitored-by": "fsm"}, "annotations": {"flomesh.io/sidecar-injection": "enabled"}}}
+NS = {
+    "metadata": {
+        "name": "demo",
+        "labels": {"flomesh.io/monitored-by": "fsm"},
+        "annotations": {"flomesh.io/sidecar-injection": "enabled"},
+    }
+}
 
 keys = st.text(alphabet="abc/~-._", min_size=1, max_size=6)
 json_values = st.recursive(
@@ -30,7 +38,11 @@ def test_diff_of_any_two_documents_applies(a, b):
 
 port = st.integers(1, 65535)
 probe = st.one_of(
-    st.builds(lambda p, path: {"httpGet": {"port": p, "path": path}}, port, st.sampled_from(["/", "/healthz", "/a b"])),
+    st.builds(
+        lambda p, path: {"httpGet": {"port": p, "path": path}},
+        port,
+        st.sampled_from(["/", "/healthz", "/a b"]),
+    ),
     st.builds(lambda p: {"httpGet": {"port": p, "scheme": "HTTPS"}}, port),
     st.builds(lambda p: {"tcpSocket": {"port": p}}, port),
     st.builds(lambda p: {"grpc": {"port": p}}, port),
@@ -38,8 +50,12 @@ probe = st.one_of(
 )
 container = st.fixed_dictionaries(
     {"name": st.from_regex(r"[a-z]{1,8}", fullmatch=True), "image": st.just("img")},
-    optional={"livenessProbe": probe, "readinessProbe": probe, "startupProbe": probe,
-              "ports": st.lists(st.builds(lambda p: {"containerPort": p}, port), max_size=2)},
+    optional={
+        "livenessProbe": probe,
+        "readinessProbe": probe,
+        "startupProbe": probe,
+        "ports": st.lists(st.builds(lambda p: {"containerPort": p}, port), max_size=2),
+    },
 )
 annotations = st.fixed_dictionaries(
     {},
@@ -57,12 +73,19 @@ pods = st.builds(
         "apiVersion": "v1",
         "kind": "Pod",
         "metadata": {"name": "p", "annotations": ann, **({"labels": labels} if labels else {})},
-        "spec": {"containers": cs, **({"initContainers": inits} if inits else {}), **({"volumes": vols} if vols else {})},
+        "spec": {
+            "containers": cs,
+            **({"initContainers": inits} if inits else {}),
+            **({"volumes": vols} if vols else {}),
+        },
     },
     st.lists(container, min_size=1, max_size=3),
     st.lists(container, max_size=2),
     annotations,
-    st.lists(st.builds(lambda n: {"name": n, "emptyDir": {}}, st.from_regex(r"v[a-z]{1,5}", fullmatch=True)), max_size=2),
+    st.lists(
+        st.builds(lambda n: {"name": n, "emptyDir": {}}, st.from_regex(r"v[a-z]{1,5}", fullmatch=True)),
+        max_size=2,
+    ),
     st.dictionaries(st.from_regex(r"[a-z]{1,5}", fullmatch=True), st.text(max_size=5), max_size=2),
 )
 
@@ -70,6 +93,9 @@ pods = st.builds(
 @given(pods)
 @settings(max_examples=200, suppress_health_check=[HealthCheck.too_slow])
 def test_patch_applied_to_original_gives_rendered_pod_and_reinjection_is_stable(pod):
+    # As the pod arrives on the wire: hypothesis' st.just() shares one dict between fields, and
+    # deepcopy (inside jsonpatch) keeps that aliasing, which no JSON document can have.
+    pod = json.loads(json.dumps(pod))
     config = parse_mesh_config(None)
     first = inject(pod, NS, config, TEMPLATES, Context())
     assert first.rendered is not None

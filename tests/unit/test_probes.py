@@ -12,8 +12,14 @@ def test_every_container_keeps_its_own_target():
     ]
     out = rewrite_probes(containers)
     headers = [c["livenessProbe"]["httpGet"]["httpHeaders"] for c in out.containers]
-    assert headers[0] == [{"name": "Original-Http-Port", "value": "8080"}, {"name": "Original-Http-Path", "value": "/a"}]
-    assert headers[1] == [{"name": "Original-Http-Port", "value": "9090"}, {"name": "Original-Http-Path", "value": "/b"}]
+    assert headers[0] == [
+        {"name": "Original-Http-Port", "value": "8080"},
+        {"name": "Original-Http-Path", "value": "/a"},
+    ]
+    assert headers[1] == [
+        {"name": "Original-Http-Port", "value": "9090"},
+        {"name": "Original-Http-Path", "value": "/b"},
+    ]
     assert all(c["livenessProbe"]["httpGet"]["port"] == 15901 for c in out.containers)
     assert [o["container"] for o in out.originals] == ["a", "b"]
     assert out.sidecar_ports == {"liveness-port": 15901}
@@ -23,17 +29,31 @@ def test_https_tcp_named_ports_and_settings_kept():
     c = {
         "name": "app",
         "ports": [{"name": "web", "containerPort": 8443}],
-        "readinessProbe": {"httpGet": {"port": "web", "scheme": "HTTPS"}, "periodSeconds": 3, "timeoutSeconds": 2},
+        "readinessProbe": {
+            "httpGet": {"port": "web", "scheme": "HTTPS"},
+            "periodSeconds": 3,
+            "timeoutSeconds": 2,
+        },
         "startupProbe": {"tcpSocket": {"port": 5432}, "failureThreshold": 30},
     }
     out = rewrite_probes([c])
     ready = out.containers[0]["readinessProbe"]
-    assert ready["httpGet"] == {"path": "/fsm-healthcheck", "port": 15902, "scheme": "HTTP",
-                                "httpHeaders": [{"name": "Original-Tcp-Port", "value": "8443"}]}
+    assert ready["httpGet"] == {
+        "path": "/fsm-healthcheck",
+        "port": 15902,
+        "scheme": "HTTP",
+        "httpHeaders": [{"name": "Original-Tcp-Port", "value": "8443"}],
+    }
     assert ready["periodSeconds"] == 3 and ready["timeoutSeconds"] == 2
     start = out.containers[0]["startupProbe"]
     assert "tcpSocket" not in start and start["httpGet"]["port"] == 15904 and start["failureThreshold"] == 30
-    assert {"container": "app", "probe": "startupProbe", "port": 5432, "scheme": "TCP", "timeoutSeconds": 1} in out.originals
+    assert {
+        "container": "app",
+        "probe": "startupProbe",
+        "port": 5432,
+        "scheme": "TCP",
+        "timeoutSeconds": 1,
+    } in out.originals
     assert c["readinessProbe"]["httpGet"]["port"] == "web", "input must not be mutated"
 
 

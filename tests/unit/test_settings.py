@@ -18,7 +18,12 @@ DEFAULT = parse_mesh_config(None)
 def test_defaults_follow_meshconfig():
     s = resolve_settings(obj(), obj(), DEFAULT)
     assert s.sidecar_image == "flomesh/pipy:1.5.14"
-    assert (s.log_level, s.native_sidecar, s.hold_application, s.interception_mode) == ("error", False, False, "iptables")
+    assert (s.log_level, s.native_sidecar, s.hold_application, s.interception_mode) == (
+        "error",
+        False,
+        False,
+        "iptables",
+    )
     assert s.proxy_uid == 1500 and s.resources == {} and not s.metrics
 
 
@@ -38,8 +43,16 @@ def test_image_precedence(pod_ann, ns_ann, mesh, expected):
 @pytest.mark.parametrize(
     ("annotation", "field", "mesh_key"),
     [
-        ("flomesh.io/hold-application-until-proxy-starts", "hold_application", "holdApplicationUntilProxyStarts"),
-        ("flomesh.io/graceful-exit-until-downstream-ends", "graceful_exit", "gracefulExitUntilDownstreamEnds"),
+        (
+            "flomesh.io/hold-application-until-proxy-starts",
+            "hold_application",
+            "holdApplicationUntilProxyStarts",
+        ),
+        (
+            "flomesh.io/graceful-exit-until-downstream-ends",
+            "graceful_exit",
+            "gracefulExitUntilDownstreamEnds",
+        ),
         ("flomesh.io/native-sidecar", "native_sidecar", "nativeSidecar"),
     ],
 )
@@ -48,28 +61,49 @@ def test_switch_precedence(annotation, field, mesh_key):
     assert getattr(resolve_settings(obj(), obj(), mesh_on), field) is True
     assert getattr(resolve_settings(obj({annotation: "false"}), obj(), mesh_on), field) is False
     assert getattr(resolve_settings(obj(), obj({annotation: "no"}), mesh_on), field) is False
-    assert getattr(resolve_settings(obj({annotation: "enabled"}), obj({annotation: "no"}), DEFAULT), field) is True
+    assert (
+        getattr(resolve_settings(obj({annotation: "enabled"}), obj({annotation: "no"}), DEFAULT), field)
+        is True
+    )
 
 
 def test_resources_annotations_override_meshconfig_per_key():
     mesh = parse_mesh_config({"spec": {"sidecar": {"resources": {"limits": {"cpu": "1", "memory": "1Gi"}}}}})
-    pod = obj({"flomesh.io/sidecar-resource-limits-memory": "256Mi", "flomesh.io/sidecar-resource-requests-ephemeral-storage": "1Gi"})
+    pod = obj(
+        {
+            "flomesh.io/sidecar-resource-limits-memory": "256Mi",
+            "flomesh.io/sidecar-resource-requests-ephemeral-storage": "1Gi",
+        }
+    )
     ns = obj({"flomesh.io/sidecar-resource-requests-cpu": "50m"})
     s = resolve_settings(pod, ns, mesh)
-    assert s.resources == {"limits": {"cpu": "1", "memory": "256Mi"}, "requests": {"cpu": "50m", "ephemeral-storage": "1Gi"}}
+    assert s.resources == {
+        "limits": {"cpu": "1", "memory": "256Mi"},
+        "requests": {"cpu": "50m", "ephemeral-storage": "1Gi"},
+    }
 
 
 def test_exclusions_merge_with_meshconfig_and_deduplicate():
     mesh = parse_mesh_config(
-        {"spec": {"traffic": {"outboundPortExclusionList": [6379, 80], "outboundIPRangeExclusionList": ["10.0.0.0/8"],
-                              "inboundPortExclusionList": [9000], "networkInterfaceExclusionList": ["eth1"]}}}
+        {
+            "spec": {
+                "traffic": {
+                    "outboundPortExclusionList": [6379, 80],
+                    "outboundIPRangeExclusionList": ["10.0.0.0/8"],
+                    "inboundPortExclusionList": [9000],
+                    "networkInterfaceExclusionList": ["eth1"],
+                }
+            }
+        }
     )
-    pod = obj({
-        "flomesh.io/outbound-port-exclusion-list": "80, 3306",
-        "flomesh.io/inbound-port-exclusion-list": "9000,9001",
-        "flomesh.io/outbound-ip-range-exclusion-list": "10.0.0.0/8, 192.168.0.1, fd00::/8",
-        "flomesh.io/outbound-ip-range-inclusion-list": "10.96.0.0/12",
-    })
+    pod = obj(
+        {
+            "flomesh.io/outbound-port-exclusion-list": "80, 3306",
+            "flomesh.io/inbound-port-exclusion-list": "9000,9001",
+            "flomesh.io/outbound-ip-range-exclusion-list": "10.0.0.0/8, 192.168.0.1, fd00::/8",
+            "flomesh.io/outbound-ip-range-inclusion-list": "10.96.0.0/12",
+        }
+    )
     s = resolve_settings(pod, obj(), mesh)
     assert s.outbound_port_exclusions == (6379, 80, 3306)
     assert s.inbound_port_exclusions == (9000, 9001)
@@ -103,13 +137,22 @@ def test_bad_annotation_names_itself_and_the_reason(annotation, value, reason):
 
 def test_every_bad_annotation_is_reported_at_once():
     with pytest.raises(AnnotationError) as err:
-        resolve_settings(obj({"flomesh.io/native-sidecar": "x", "flomesh.io/outbound-port-exclusion-list": "99999"}), obj(), DEFAULT)
+        resolve_settings(
+            obj({"flomesh.io/native-sidecar": "x", "flomesh.io/outbound-port-exclusion-list": "99999"}),
+            obj(),
+            DEFAULT,
+        )
     assert len(err.value.errors) == 2
 
 
 @pytest.mark.parametrize(
     ("uid_range", "uid", "warns"),
-    [("1000680000/10000", 1000680000, True), ("1000/1000", 1500, False), ("garbage", 1500, True), (None, 1500, False)],
+    [
+        ("1000680000/10000", 1000680000, True),
+        ("1000/1000", 1500, False),
+        ("garbage", 1500, True),
+        (None, 1500, False),
+    ],
 )
 def test_openshift_uid_range(uid_range, uid, warns):
     ns = obj({"openshift.io/sa.scc.uid-range": uid_range} if uid_range else {})

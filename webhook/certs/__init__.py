@@ -31,9 +31,15 @@ Issuing (pure, in memory)
 API server (the only module importing `kubernetes`: kube.py)
     kube.ensure_ca_secret(api: CoreV1Api, namespace, *, name="fsm-ca-bundle", key_type=, validity=,
         byo=None) -> CA          create-if-absent; 409 -> read back, so replicas agree on one CA
-    kube.load_trust(api, namespace) -> (CA, Bundle)   signing CA + every CA to trust (rotation)
+    kube.ensure_ca_state(...) / kube.read_ca_state(api, ns) -> CAState (signing CA, rotation, .trust Bundle)
+    kube.load_ca_from_secret(api, ns, name) -> CA          bring-your-own CA from a Secret
     kube.patch_webhook_ca_bundle(admission_api, bundle_pem, *, mutating=[...], validating=[...])
-    kube.ServingCertManager / rotate.py: CA rotation phases (`fsm-onboard certs rotate-ca`)
+    kube.create_secret(api, ns, name, data, *, labels=, request_timeout=)   bootstrap Secret, bounded
+    kube.rotate_ca(core, admission, ns, step, *, issuer, ...) -> RotationReport   (`certs rotate-ca`)
+    manager.MeshCertManager(core, admission, ns, *, cert_dir, hosts, key_pool, mutating=, validating=)
+        .start_sync() -> Issuer; .start(interval) / .stop()   follows the CA Secret (rotation), renews
+        the serving cert in cert_dir (pair it with CertReloader), keeps the caBundle in step
+    rotate.CAState / begin / switch / finish / abort      the rotation as a pure state machine
 
 CLI (wired by webhook/cli.py)
     cli.add_certs_commands(subparsers)   adds `certs show` and `certs rotate-ca`

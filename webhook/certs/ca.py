@@ -34,6 +34,12 @@ DEFAULT_CA_VALIDITY = timedelta(days=3650)
 CLOCK_SKEW = timedelta(minutes=5)
 
 
+def backdate(validity: timedelta) -> timedelta:
+    """How far before "now" a certificate starts: the clock-skew allowance, but never more than a
+    tenth of its life so short-lived certificates (tests, forced rotation) renew on schedule."""
+    return min(CLOCK_SKEW, validity / 10)
+
+
 def utcnow() -> datetime:
     return datetime.now(UTC)
 
@@ -100,7 +106,8 @@ class CA:
         if not common_name.strip():
             raise CertError("common_name: must not be empty")
         key = generate_key(key_type)
-        start = (now or utcnow()) - CLOCK_SKEW
+        skew = backdate(validity)
+        start = (now or utcnow()) - skew
         name = x509.Name(
             [
                 x509.NameAttribute(NameOID.ORGANIZATION_NAME, organization),
@@ -115,7 +122,7 @@ class CA:
             .public_key(key.public_key())
             .serial_number(random_serial())
             .not_valid_before(start)
-            .not_valid_after(start + CLOCK_SKEW + validity)
+            .not_valid_after(start + skew + validity)
             .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
             .add_extension(
                 x509.KeyUsage(

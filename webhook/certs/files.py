@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
 
+from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
 
 from webhook.certs.ca import CA, DEFAULT_CA_VALIDITY, load_cert_pem, public_key_matches, utcnow
@@ -97,7 +98,7 @@ def _dir_lock(d: Path) -> Iterator[None]:
 
 def _load_ca(files: CertFiles, ca_key: Path, now: datetime) -> tuple[CA | None, str | None]:
     """The stored CA, or (None, reason) when it must be created or replaced."""
-    if not files.ca.exists() or not ca_key.exists():
+    if not files.ca.exists():
         return None, "absent"
     try:
         ca = CA.from_pem(files.ca.read_bytes(), ca_key.read_bytes(), source=str(files.ca))
@@ -129,12 +130,23 @@ def ensure_cert_dir(
     files = CertFiles(ca=cert_dir / CA_CERT, cert=cert_dir / TLS_CERT, key=cert_dir / TLS_KEY)
     ca_key = cert_dir / CA_KEY
     with _dir_lock(cert_dir):
+        if files.ca.exists() and not ca_key.exists():
+            # A CA given without its key (bring-your-own, mounted from a Secret): use it, never replace it.
+            problem = _leaf_problem(
+                files, load_cert_pem(files.ca.read_bytes(), field=str(files.ca)), parsed, t
+            )
+            if problem is not None:
+                raise CertError(
+                    f"{files.cert}: {problem}; {ca_key} is absent so it cannot be re-issued "
+                    f"(provide {ca_key}, or a valid {files.cert.name}/{files.key.name})"
+                )
+            return files
         ca, why = _load_ca(files, ca_key, t)
         if ca is None:
             log.info("generating a new CA in %s (%s)", cert_dir, why)
             ca = CA.generate(key_type=key_type, validity=ca_validity, now=t)
             _write_pair(files.ca, ca.cert_pem, ca_key, ca.key_pem)
-        problem = _leaf_problem(files, ca, parsed, t)
+        problem = _leaf_problem(files, ca.cert, parsed, t)
         if problem is not None:
             log.info("issuing the serving certificate in %s (%s)", cert_dir, problem)
             key = generate_key(key_type)
@@ -144,7 +156,7 @@ def ensure_cert_dir(
     return files
 
 
-def _leaf_problem(files: CertFiles, ca: CA, hosts: Hosts, now: datetime) -> str | None:
+def _leaf_problem(files: CertFiles, ca_cert: x509.Certificate, hosts: Hosts, now: datetime) -> str | None:
     if not files.cert.exists() or not files.key.exists():
         return "absent"
     try:
@@ -154,7 +166,7 @@ def _leaf_problem(files: CertFiles, ca: CA, hosts: Hosts, now: datetime) -> str 
         return str(exc)
     if not public_key_matches(cert, key):
         return "key does not match certificate"
-    return leaf_problem(cert, issuers=[ca.cert], hosts=hosts, now=now)
+    return leaf_problem(cert, issuers=[ca_cert], hosts=hosts, now=now)
 
 
 class CertDirRenewer:

@@ -17,7 +17,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
 
 from webhook.certs.bundle import Bundle
-from webhook.certs.ca import CA, utcnow
+from webhook.certs.ca import CA
 from webhook.certs.errors import CertError
 from webhook.certs.keys import key_to_pem
 from webhook.certs.leaf import Hosts, build_leaf, split_hosts

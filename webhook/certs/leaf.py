@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ipaddress
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -11,7 +12,7 @@ from cryptography import x509
 from cryptography.exceptions import InvalidSignature
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-from webhook.certs.ca import CA, CLOCK_SKEW, random_serial, signing_hash, utcnow
+from webhook.certs.ca import CA, backdate, random_serial, signing_hash, utcnow
 from webhook.certs.errors import CertError
 from webhook.certs.keys import PublicKey
 
@@ -19,12 +20,14 @@ __all__ = [
     "RENEW_FRACTION",
     "Hosts",
     "build_leaf",
-    "common_name_attribute",
     "chains_to",
+    "common_name_attribute",
+    "common_name_of",
     "leaf_problem",
     "renew_at",
     "sans_of",
     "split_hosts",
+    "subject_of",
 ]
 
 # Renew once less than this fraction of a certificate's life remains.
@@ -69,7 +72,23 @@ def common_name_attribute(cn: str) -> x509.NameAttribute:
     64-character `ub-common-name`; Go, OpenSSL and Pipy accept it when parsing, and the CN is the
     proxy's identity on the wire, so keep it whole rather than truncate (cryptography checks the
     bound only when building)."""
-    return x509.NameAttribute(NameOID.COMMON_NAME, cn, _validate=len(cn) <= 64)
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", "Attribute's length", UserWarning)
+        return x509.NameAttribute(NameOID.COMMON_NAME, cn, _validate=len(cn) <= 64)
+
+
+def common_name_of(cert: x509.Certificate) -> str:
+    """The subject CN ('' when absent), without cryptography's warning about long CNs."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", "Attribute's length", UserWarning)
+        attrs = cert.subject.get_attributes_for_oid(NameOID.COMMON_NAME)
+        return str(attrs[0].value) if attrs else ""
+
+
+def subject_of(cert: x509.Certificate) -> str:
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", "Attribute's length", UserWarning)
+        return cert.subject.rfc4514_string()
 
 
 def build_leaf(
@@ -91,8 +110,9 @@ def build_leaf(
     cn = common_name.strip()
     if not cn or len(cn) > MAX_CN:
         raise CertError(f"common_name: must be 1-{MAX_CN} characters, got {len(cn)}: {cn!r}")
-    start = (now or utcnow()) - CLOCK_SKEW
-    end = min(start + CLOCK_SKEW + validity, ca.not_after)
+    skew = backdate(validity)
+    start = (now or utcnow()) - skew
+    end = min(start + skew + validity, ca.not_after)
     usages = ([ExtendedKeyUsageOID.SERVER_AUTH] if server else []) + (
         [ExtendedKeyUsageOID.CLIENT_AUTH] if client else []
     )

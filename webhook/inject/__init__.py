@@ -75,7 +75,11 @@ def inject(
         settings = resolve_settings(pod, namespace, config)
     except AnnotationError as exc:
         return Outcome(Decision(False, Reason.INVALID_ANNOTATION, error=str(exc)))
-    ns_name = (namespace.get("metadata") or {}).get("name") or (pod.get("metadata") or {}).get("namespace") or "default"
+    ns_name = (
+        (namespace.get("metadata") or {}).get("name")
+        or (pod.get("metadata") or {}).get("namespace")
+        or "default"
+    )
     original = _strip(pod)
     rendered = render_pod(original, ns_name, settings, templates, ctx, new_uuid())
     return Outcome(decision, rendered, make_patch(original, rendered.pod))

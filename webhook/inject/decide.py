@@ -103,7 +103,9 @@ def decide(
     """FSM's injection rules in FSM's order (REFERENCE §1); ``namespace`` is the Namespace object."""
     if (pod.get("spec") or {}).get("hostNetwork") is True:
         return Decision(False, Reason.HOST_NETWORK)
-    ns_name = (namespace.get("metadata") or {}).get("name") or (pod.get("metadata") or {}).get("namespace") or ""
+    ns_name = (
+        (namespace.get("metadata") or {}).get("name") or (pod.get("metadata") or {}).get("namespace") or ""
+    )
     if ns_name in c.SYSTEM_NAMESPACES:
         return Decision(False, Reason.SYSTEM_NAMESPACE)
     if ns_name == mesh_namespace:
@@ -113,7 +115,9 @@ def decide(
         return Decision(False, Reason.NAMESPACE_IGNORED)
     if ns_labels.get(c.LABEL_MONITORED_BY) != mesh_name:
         return Decision(False, Reason.NAMESPACE_NOT_MONITORED)
-    pod_name = (pod.get("metadata") or {}).get("name") or (pod.get("metadata") or {}).get("generateName") or ""
+    pod_name = (
+        (pod.get("metadata") or {}).get("name") or (pod.get("metadata") or {}).get("generateName") or ""
+    )
     pod_switch, pod_error = _switch(_meta(pod, "annotations"), "pod", pod_name)
     ns_switch, ns_error = _switch(_meta(namespace, "annotations"), "namespace", ns_name)
     if pod_error or ns_error:

@@ -38,10 +38,9 @@ def _diff(a: Any, b: Any, path: str, ops: list[dict[str, Any]]) -> None:
             else:
                 _diff(a[key], value, sub, ops)
         return
-    if isinstance(a, list) and isinstance(b, list):
-        if len(b) >= len(a):
-            for i, (x, y) in enumerate(zip(a, b, strict=False)):
-                _diff(x, y, f"{path}/{i}", ops)
-            ops.extend({"op": "add", "path": f"{path}/-", "value": item} for item in b[len(a) :])
-            return
+    if isinstance(a, list) and isinstance(b, list) and len(b) >= len(a):
+        for i, (x, y) in enumerate(zip(a, b, strict=False)):
+            _diff(x, y, f"{path}/{i}", ops)
+        ops.extend({"op": "add", "path": f"{path}/-", "value": item} for item in b[len(a) :])
+        return
     ops.append({"op": "replace", "path": path, "value": b})

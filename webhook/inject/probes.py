@@ -28,7 +28,11 @@ PROBE_PORTS = {
     "readinessProbe": c.PORT_READINESS,
     "startupProbe": c.PORT_STARTUP,
 }
-_PORT_NAMES = {"livenessProbe": "liveness-port", "readinessProbe": "readiness-port", "startupProbe": "startup-port"}
+_PORT_NAMES = {
+    "livenessProbe": "liveness-port",
+    "readinessProbe": "readiness-port",
+    "startupProbe": "startup-port",
+}
 _HANDLERS = ("httpGet", "tcpSocket", "grpc", "exec")
 
 
@@ -61,7 +65,7 @@ def _rewrite_one(
     """The rewritten probe, or None to keep it as it is."""
     name = container.get("name", "")
     handler = next((h for h in _HANDLERS if h in probe), None)
-    if handler in (None, "exec"):
+    if handler is None or handler == "exec":
         return None
     if handler == "grpc":
         port = _resolve_port((probe.get("grpc") or {}).get("port"), container)
@@ -74,7 +78,9 @@ def _rewrite_one(
     target = probe[handler] or {}
     port = _resolve_port(target.get("port"), container)
     if port is None:
-        out.warnings.append(f"container {name!r}: {kind} port {target.get('port')!r} is not declared; probe left as is")
+        out.warnings.append(
+            f"container {name!r}: {kind} port {target.get('port')!r} is not declared; probe left as is"
+        )
         return None
     original: dict[str, Any] = {"container": name, "probe": kind, "port": port}
     rewritten = {k: v for k, v in probe.items() if k != handler}

@@ -198,7 +198,12 @@ def render_pod(
         "trust_domain": ctx.trust_domain,
         "service_account": values["service_account"],
         "namespace": namespace,
-        "repo": {"host": ctx.repo, "port": ctx.repo_port, "tls": ctx.repo_tls, "url": values["sidecar_args"][-1]},
+        "repo": {
+            "host": ctx.repo,
+            "port": ctx.repo_port,
+            "tls": ctx.repo_tls,
+            "url": values["sidecar_args"][-1],
+        },
         "probes": probes.originals,
     }
     warnings = [*settings.warnings, *probes.warnings]

@@ -104,7 +104,10 @@ def _proxy_uid(namespace: Mapping[str, Any]) -> tuple[int, str]:
             start_s, end_s = raw.split("-", 1)
             start, end = int(start_s), int(end_s)
     except ValueError:
-        return c.PROXY_UID, f"namespace annotation {OPENSHIFT_UID_RANGE}={raw!r} is not start/size; proxy UID stays 1500"
+        return (
+            c.PROXY_UID,
+            f"namespace annotation {OPENSHIFT_UID_RANGE}={raw!r} is not start/size; proxy UID stays 1500",
+        )
     if start <= c.PROXY_UID <= end:
         return c.PROXY_UID, ""
     return start, f"proxy UID {start} (1500 is outside the namespace's OpenShift UID range {raw})"

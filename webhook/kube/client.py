@@ -78,6 +78,10 @@ class Kube:
     def server(self) -> str:
         return str(self.api.configuration.host)
 
+    def typed_apis(self) -> tuple[k8s.CoreV1Api, k8s.AdmissionregistrationV1Api]:
+        """The typed clients ``webhook.certs.kube`` works with, sharing this connection pool."""
+        return k8s.CoreV1Api(self.api), k8s.AdmissionregistrationV1Api(self.api)
+
     def request(
         self,
         method: str,

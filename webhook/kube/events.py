@@ -20,8 +20,9 @@ __all__ = ["EventRecorder", "event_for"]
 
 log = logging.getLogger("fsm_onboard.events")
 
-# Skips worth telling the workload's owner about: the pod asked for the mesh and did not get it.
-UNUSUAL_SKIPS = frozenset({Reason.HOST_NETWORK, Reason.ALREADY_INJECTED})
+# Skips worth telling the workload's owner about: the pod is in an onboarded namespace but cannot
+# join. (Already-injected is routine: every pod is seen again when the API server re-invokes us.)
+UNUSUAL_SKIPS = frozenset({Reason.HOST_NETWORK})
 
 
 def event_for(
