@@ -15,7 +15,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import os
-import signal
 import ssl
 import subprocess
 import sys
@@ -32,7 +31,7 @@ from bench.common import write_result
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "tests"))
-from helpers import BIN, free_port, wait_for_port  # noqa: E402
+from helpers import BIN, serve_cluster  # noqa: E402
 
 from webhook.kube.client import connect, path_for  # noqa: E402
 
@@ -51,27 +50,6 @@ def control_plane(tmp: Path) -> Iterator[Path]:
         yield started.kubeconfig
     finally:
         devcluster.down(layout)
-
-
-@contextlib.contextmanager
-def webhook(kubeconfig: Path, tmp: Path) -> Iterator[tuple[int, Path]]:
-    port = free_port()
-    log = open(tmp / "serve.log", "w")  # noqa: SIM115 - closed below
-    proc = subprocess.Popen(
-        [str(BIN / "fsm-onboard"), "serve", "--kubeconfig", str(kubeconfig), "--host", "127.0.0.1",
-         "--port", str(port), "--webhook-url", f"https://127.0.0.1:{port}", "--cert-dir", str(tmp / "certs")],
-        stdout=log, stderr=subprocess.STDOUT,
-    )
-    try:
-        wait_for_port(port, proc, timeout=60)
-        yield port, tmp / "certs" / "ca.crt"
-    finally:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-        log.close()
 
 
 def histogram(metrics: str, name: str) -> tuple[list[tuple[float, float]], float]:
@@ -107,25 +85,44 @@ def counter(metrics: str, name: str, **labels: str) -> float:
     return total
 
 
-def rollout(kube, kubeconfig: Path, replicas: int, timeout: float, *, onboard: bool) -> tuple[float, list[dict]]:
+def rollout(
+    kube, kubeconfig: Path, replicas: int, timeout: float, *, onboard: bool
+) -> tuple[float, list[dict]]:
     """Create a Deployment of ``replicas`` in a fresh namespace; seconds until all Pods are stored."""
     ns = f"rollout-{uuid.uuid4().hex[:6]}"
     kube.create(path_for("v1", "namespaces"), {"metadata": {"name": ns}})
     if onboard:
-        subprocess.run([str(BIN / "fsm-onboard"), "namespace", "add", ns, "--kubeconfig", str(kubeconfig)],
-                       check=True, capture_output=True)
+        subprocess.run(
+            [str(BIN / "fsm-onboard"), "namespace", "add", ns, "--kubeconfig", str(kubeconfig)],
+            check=True,
+            capture_output=True,
+        )
     deadline = time.monotonic() + 30
     while not kube.get(path_for("v1", "serviceaccounts", ns))["items"]:
         if time.monotonic() > deadline:
             raise SystemExit("rollout: the default ServiceAccount never appeared")
         time.sleep(0.1)
     dep = {
-        "apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "big"},
-        "spec": {"replicas": replicas, "selector": {"matchLabels": {"app": "big"}},
-                 "template": {"metadata": {"labels": {"app": "big"}},
-                              "spec": {"containers": [{"name": "app", "image": "app:1",
-                                                       "ports": [{"containerPort": 8080}],
-                                                       "readinessProbe": {"httpGet": {"path": "/r", "port": 8080}}}]}}},
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {"name": "big"},
+        "spec": {
+            "replicas": replicas,
+            "selector": {"matchLabels": {"app": "big"}},
+            "template": {
+                "metadata": {"labels": {"app": "big"}},
+                "spec": {
+                    "containers": [
+                        {
+                            "name": "app",
+                            "image": "app:1",
+                            "ports": [{"containerPort": 8080}],
+                            "readinessProbe": {"httpGet": {"path": "/r", "port": 8080}},
+                        }
+                    ]
+                },
+            },
+        },
     }
     started = time.monotonic()
     kube.create(path_for("apps/v1", "deployments", ns), dep)
@@ -149,14 +146,20 @@ def main(argv: list[str] | None = None) -> int:
 
     with tempfile.TemporaryDirectory() as tmpdir:
         tmp = Path(tmpdir)
-        with control_plane(tmp) as kubeconfig, webhook(kubeconfig, tmp) as (port, ca):
+        with control_plane(tmp) as kubeconfig, serve_cluster(kubeconfig, tmp) as (port, ca):
             kube = connect(str(kubeconfig))
             base_s, base_pods = rollout(kube, kubeconfig, args.replicas, args.timeout, onboard=False)
-            print(f"[rollout] baseline without the webhook (namespace not onboarded): {len(base_pods)} pods in {base_s:.2f} s")
+            print(
+                f"[rollout] baseline without the webhook (namespace not onboarded): {len(base_pods)} pods in {base_s:.2f} s"
+            )
             elapsed, pods = rollout(kube, kubeconfig, args.replicas, args.timeout, onboard=True)
             stored = len(pods)
-            injected = sum(1 for pod in pods if any(c["name"] == "sidecar" for c in pod["spec"]["containers"]))
-            secrets = len({(pod["metadata"].get("labels") or {}).get("fsm-proxy-uuid") for pod in pods} - {None})
+            injected = sum(
+                1 for pod in pods if any(c["name"] == "sidecar" for c in pod["spec"]["containers"])
+            )
+            secrets = len(
+                {(pod["metadata"].get("labels") or {}).get("fsm-proxy-uuid") for pod in pods} - {None}
+            )
             with httpx.Client(verify=ssl.create_default_context(cafile=str(ca))) as c:
                 metrics = c.get(f"https://127.0.0.1:{port}/metrics").text
             buckets, count = histogram(metrics, "fsm_onboard_admission_seconds")
@@ -180,12 +183,14 @@ def main(argv: list[str] | None = None) -> int:
                 "controller_manager": "kube-api-qps=200, kube-api-burst=400 (dev/cluster.py)",
                 "targets": {"seconds": 30, "uninjected": 0, "failed": 0},
             }
-    print(f"[rollout] {result['pods_stored']}/{args.replicas} pods stored in {result['seconds_to_all_stored']} s "
-          f"({result['pods_per_s']}/s); injected {result['injected']}, uninjected {result['uninjected']}, "
-          f"failed admissions {result['failed_admissions']:.0f}; webhook p50 {result['webhook_p50_ms']} ms, "
-          f"p99 {result['webhook_p99_ms']} ms over {result['webhook_admissions']:.0f} admissions "
-          f"(baseline without webhook: {result['baseline_seconds_without_webhook']} s); of which bootstrap Secret "
-          f"create p50 {result['secret_create_p50_ms']} ms, p99 {result['secret_create_p99_ms']} ms")
+    print(
+        f"[rollout] {result['pods_stored']}/{args.replicas} pods stored in {result['seconds_to_all_stored']} s "
+        f"({result['pods_per_s']}/s); injected {result['injected']}, uninjected {result['uninjected']}, "
+        f"failed admissions {result['failed_admissions']:.0f}; webhook p50 {result['webhook_p50_ms']} ms, "
+        f"p99 {result['webhook_p99_ms']} ms over {result['webhook_admissions']:.0f} admissions "
+        f"(baseline without webhook: {result['baseline_seconds_without_webhook']} s); of which bootstrap Secret "
+        f"create p50 {result['secret_create_p50_ms']} ms, p99 {result['secret_create_p99_ms']} ms"
+    )
     write_result("rollout", result)
     ok = stored == args.replicas and result["uninjected"] == 0 and result["failed_admissions"] == 0
     return 0 if ok else 1

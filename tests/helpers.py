@@ -36,27 +36,54 @@ def wait_for_port(port: int, proc: subprocess.Popen[Any] | None = None, timeout:
 
 
 @contextlib.contextmanager
-def serve_standalone(cert_dir: Path, *extra: str) -> Iterator[tuple[int, subprocess.Popen[str]]]:
-    """Run ``fsm-onboard serve --standalone`` on a free loopback port until the block ends."""
-    port = free_port()
+def _serve(args: list[str], port: int, out: Any, timeout: float) -> Iterator[subprocess.Popen[str]]:
     proc = subprocess.Popen(
-        [str(BIN / "fsm-onboard"), "serve", "--standalone", "--host", "127.0.0.1", "--port", str(port),
-         "--cert-dir", str(cert_dir), *extra],
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        [str(BIN / "fsm-onboard"), "serve", "--host", "127.0.0.1", "--port", str(port), *args],
+        stdout=out,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
     )
     try:
-        wait_for_port(port, proc)
-        yield port, proc
+        wait_for_port(port, proc, timeout=timeout)
+        yield proc
     finally:
         proc.send_signal(signal.SIGTERM)
         try:
-            proc.wait(timeout=10)
+            proc.wait(timeout=15)
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
 
 
-def review(pod: dict[str, Any], *, uid: str = "uid-1", namespace: str = "demo", dry_run: bool = False) -> dict[str, Any]:
+@contextlib.contextmanager
+def serve_standalone(cert_dir: Path, *extra: str) -> Iterator[tuple[int, subprocess.Popen[str]]]:
+    """Run ``fsm-onboard serve --standalone`` on a free loopback port until the block ends."""
+    port = free_port()
+    with _serve(["--standalone", "--cert-dir", str(cert_dir), *extra], port, subprocess.PIPE, 20) as proc:
+        yield port, proc
+
+
+@contextlib.contextmanager
+def serve_cluster(kubeconfig: Path, workdir: Path) -> Iterator[tuple[int, Path]]:
+    """Run ``fsm-onboard serve`` in cluster mode against ``kubeconfig``, registered by URL on a free
+    loopback port; yields the port and the CA file. Its log is ``workdir/serve.log``."""
+    port = free_port()
+    cert_dir = workdir / "certs"
+    log = workdir / "serve.log"
+    args = ["--kubeconfig", str(kubeconfig), "--webhook-url", f"https://127.0.0.1:{port}",
+            "--cert-dir", str(cert_dir), "--log-level", "info"]  # fmt: skip
+    with open(log, "w") as out:
+        try:
+            with _serve(args, port, out, 60):
+                yield port, cert_dir / "ca.crt"
+        except RuntimeError as exc:
+            raise RuntimeError(f"{exc}\n{log.read_text()}") from None
+
+
+def review(
+    pod: dict[str, Any], *, uid: str = "uid-1", namespace: str = "demo", dry_run: bool = False
+) -> dict[str, Any]:
     return {
         "apiVersion": "admission.k8s.io/v1",
         "kind": "AdmissionReview",
@@ -76,16 +103,24 @@ def sample_pod(annotations: dict[str, str] | None = None, containers: int = 3) -
     """A realistic pod: several containers with ports, env, resources and probes (~10 KB as JSON)."""
     cs = []
     for i in range(containers):
-        cs.append({
-            "name": f"app-{i}",
-            "image": f"registry.example/team/app-{i}:1.2.{i}",
-            "ports": [{"name": "http", "containerPort": 8080 + i}, {"name": "metrics", "containerPort": 9100 + i}],
-            "env": [{"name": f"SETTING_{j}", "value": "x" * 40} for j in range(25)],
-            "resources": {"requests": {"cpu": "100m", "memory": "128Mi"}, "limits": {"cpu": "1", "memory": "512Mi"}},
-            "livenessProbe": {"httpGet": {"path": "/healthz", "port": "http"}, "periodSeconds": 10},
-            "readinessProbe": {"tcpSocket": {"port": 8080 + i}},
-            "volumeMounts": [{"name": "config", "mountPath": "/etc/app"}],
-        })
+        cs.append(
+            {
+                "name": f"app-{i}",
+                "image": f"registry.example/team/app-{i}:1.2.{i}",
+                "ports": [
+                    {"name": "http", "containerPort": 8080 + i},
+                    {"name": "metrics", "containerPort": 9100 + i},
+                ],
+                "env": [{"name": f"SETTING_{j}", "value": "x" * 40} for j in range(25)],
+                "resources": {
+                    "requests": {"cpu": "100m", "memory": "128Mi"},
+                    "limits": {"cpu": "1", "memory": "512Mi"},
+                },
+                "livenessProbe": {"httpGet": {"path": "/healthz", "port": "http"}, "periodSeconds": 10},
+                "readinessProbe": {"tcpSocket": {"port": 8080 + i}},
+                "volumeMounts": [{"name": "config", "mountPath": "/etc/app"}],
+            }
+        )
     return {
         "apiVersion": "v1",
         "kind": "Pod",
@@ -94,8 +129,15 @@ def sample_pod(annotations: dict[str, str] | None = None, containers: int = 3) -
             "namespace": "demo",
             "labels": {"app": "web", "pod-template-hash": "7d9f8b6c5d"},
             "annotations": {"flomesh.io/sidecar-injection": "enabled", **(annotations or {})},
-            "ownerReferences": [{"apiVersion": "apps/v1", "kind": "ReplicaSet", "name": "web-7d9f8b6c5d",
-                                 "uid": "6a0c2c1e-0000-4000-8000-000000000000", "controller": True}],
+            "ownerReferences": [
+                {
+                    "apiVersion": "apps/v1",
+                    "kind": "ReplicaSet",
+                    "name": "web-7d9f8b6c5d",
+                    "uid": "6a0c2c1e-0000-4000-8000-000000000000",
+                    "controller": True,
+                }
+            ],
         },
         "spec": {
             "serviceAccountName": "web",

@@ -162,7 +162,13 @@ def cmd_serve(args: argparse.Namespace) -> int:
         flush=True,
     )
     try:
-        run_https(create_app(mutator), args.host, args.port, TLSFiles(files.cert, files.key), log_level=args.log_level)
+        run_https(
+            create_app(mutator),
+            args.host,
+            args.port,
+            TLSFiles(files.cert, files.key),
+            log_level=args.log_level,
+        )
     finally:
         renewer.stop()
     return 0
@@ -177,8 +183,10 @@ def _serve_cluster(args: argparse.Namespace, templates: Templates) -> int:
     from webhook.server import TLSFiles, run_https
 
     if args.mesh_config:
-        raise UsageError("--mesh-config: in cluster mode the MeshConfig is the fsm-mesh-config object; "
-                         "use it with --standalone, inject or explain")
+        raise UsageError(
+            "--mesh-config: in cluster mode the MeshConfig is the fsm-mesh-config object; "
+            "use it with --standalone, inject or explain"
+        )
     try:
         webhook = WebhookSettings(
             mesh_name=args.mesh_name,
@@ -199,7 +207,9 @@ def _serve_cluster(args: argparse.Namespace, templates: Templates) -> int:
         trust_domain=args.trust_domain,
     )
     # Context from FSM's default repo settings; the live MeshConfig decides per admission.
-    ctx = Context(mesh_name=args.mesh_name, mesh_namespace=args.mesh_namespace, trust_domain=args.trust_domain)
+    ctx = Context(
+        mesh_name=args.mesh_name, mesh_namespace=args.mesh_namespace, trust_domain=args.trust_domain
+    )
     try:
         kube = connect(args.kubeconfig)
         cluster = ClusterServer(kube, options, templates, ctx)
@@ -236,8 +246,15 @@ def cmd_namespace(args: argparse.Namespace) -> int:
         kube = connect(args.kubeconfig)
         if args.ns_command == "add":
             for name in args.names:
-                print(namespaces.add(kube, name, args.mesh_name, injection=not args.disable_sidecar_injection,
-                                     metrics=args.enable_metrics))
+                print(
+                    namespaces.add(
+                        kube,
+                        name,
+                        args.mesh_name,
+                        injection=not args.disable_sidecar_injection,
+                        metrics=args.enable_metrics,
+                    )
+                )
         elif args.ns_command == "remove":
             for name in args.names:
                 print(namespaces.remove(kube, name, args.mesh_name))
@@ -300,7 +317,9 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--log-level", default="warning", choices=["debug", "info", "warning", "error"])
     serve.add_argument("--kubeconfig", help="cluster mode: kubeconfig file (default: in-cluster config)")
     serve.add_argument("--webhook-url", help="cluster mode, server outside the cluster: https://host:port")
-    serve.add_argument("--service-name", default="fsm-onboard-webhook", help="cluster mode: the webhook Service")
+    serve.add_argument(
+        "--service-name", default="fsm-onboard-webhook", help="cluster mode: the webhook Service"
+    )
     serve.add_argument("--failure-policy", default="Fail", help="Fail (default) or Ignore")
     serve.add_argument("--webhook-timeout", type=int, default=10, help="seconds, 1-30 (default 10)")
     _add_mesh_args(serve)

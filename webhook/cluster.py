@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+
 from webhook import constants as c
 from webhook.certs.issuer import bootstrap_secret_data
 from webhook.certs.manager import MeshCertManager
@@ -67,7 +68,10 @@ def ensure_namespace(kube: Kube, name: str) -> None:
         if not exc.not_found:
             raise
     try:
-        kube.create(path_for("v1", "namespaces"), {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}})
+        kube.create(
+            path_for("v1", "namespaces"),
+            {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}},
+        )
         log.info("created namespace %s", name)
     except KubeError as exc:
         if not exc.conflict:
@@ -124,8 +128,14 @@ class ClusterServer:
         self.kube, self.options = kube, options
         o = options
         svc = o.webhook.service_name
-        hosts = [f"{svc}.{o.mesh_namespace}.svc", f"{svc}.{o.mesh_namespace}.svc.cluster.local", svc,
-                 "localhost", "127.0.0.1", *o.cert_hosts]
+        hosts = [
+            f"{svc}.{o.mesh_namespace}.svc",
+            f"{svc}.{o.mesh_namespace}.svc.cluster.local",
+            svc,
+            "localhost",
+            "127.0.0.1",
+            *o.cert_hosts,
+        ]
         self.key_pool = KeyPool(size=o.key_pool_size)
         core, admission = kube.typed_apis()
         self.certs = MeshCertManager(
@@ -173,7 +183,9 @@ class ClusterServer:
         issuer = self.certs.issuer
         assert issuer is not None, "certificates are synced before serving"
         b = rendered.bootstrap
-        return bootstrap_secret_data(issuer.issue_bootstrap(rendered.uuid, b["service_account"], b["namespace"]))
+        return bootstrap_secret_data(
+            issuer.issue_bootstrap(rendered.uuid, b["service_account"], b["namespace"])
+        )
 
     def ready(self) -> bool:
         return (

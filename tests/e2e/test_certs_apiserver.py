@@ -407,6 +407,8 @@ def test_ca_rotation_keeps_admissions_and_repo_handshakes(
         report = kube.rotate_ca(core, adm, mesh, "finish", issuer=cli_issuer, mutating=[hook])
         assert report.phase == "steady"
         wait_for("replicas to drop the old CA", synced("steady"))
+        # Pods admitted before this moment may carry the two-CA bundle of the switched phase.
+        before_steady = {s.metadata.name for s in core.list_namespaced_secret(app).items}
         time.sleep(2)
         hooks = adm.read_mutating_webhook_configuration(hook).webhooks
         final_ca_bundle = base64.b64decode(hooks[0].client_config.ca_bundle)
@@ -435,11 +437,16 @@ def test_ca_rotation_keeps_admissions_and_repo_handshakes(
     served = load_cert_pem(webhook.files.cert.read_bytes())
     assert chains_to(served, new.cert)
     assert webhook.files.ca.read_bytes() == new.cert_pem
+    after_steady = 0
     for s in kube.list_bootstrap_secrets(core):
         if s.metadata.namespace == app:
             d = {k: base64.b64decode(v) for k, v in s.data.items()}
             assert chains_to(load_cert_pem(d["repo_cert.pem"]), new.cert)
-            assert d["cacert.pem"] == new.cert_pem
+            assert new.cert_pem in d["cacert.pem"]
+            if s.metadata.name not in before_steady:
+                after_steady += 1
+                assert d["cacert.pem"] == new.cert_pem, "a pod admitted after finish still trusts the old CA"
+    assert after_steady > 0, "no pod was admitted after the rotation finished"
     print(json.dumps(counts | {"proxies_seen": len(proxies) + len(gone)}))
 
 

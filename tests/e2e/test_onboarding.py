@@ -7,7 +7,6 @@ import base64
 import contextlib
 import json
 import os
-import signal
 import subprocess
 import time
 import uuid
@@ -15,7 +14,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from helpers import BIN, free_port, wait_for_port
+from helpers import BIN, serve_cluster
 
 from webhook.kube.client import KubeError, connect, path_for
 from webhook.kube.informer import Informer
@@ -44,36 +43,29 @@ def kube(cluster):
 
 @pytest.fixture(scope="module")
 def webhook(cluster, kube, tmp_path_factory):
-    port = free_port()
-    cert_dir = tmp_path_factory.mktemp("webhook-certs")
-    log = tmp_path_factory.mktemp("webhook-log") / "serve.log"
-    with open(log, "w") as out:
-        proc = subprocess.Popen(
-            [str(BIN / "fsm-onboard"), "serve", "--kubeconfig", str(cluster.kubeconfig), "--host", "127.0.0.1",
-             "--port", str(port), "--webhook-url", f"https://127.0.0.1:{port}", "--cert-dir", str(cert_dir),
-             "--log-level", "info"],
-            stdout=out, stderr=subprocess.STDOUT, env={**os.environ, "PYTHONUNBUFFERED": "1"},
-        )
+    workdir = tmp_path_factory.mktemp("webhook")
     try:
-        try:
-            wait_for_port(port, proc, timeout=60)
-        except RuntimeError as exc:
-            pytest.fail(f"fsm-onboard serve did not start: {exc}\n{log.read_text()}")
-        until(lambda: _registered(kube), 20, what="the MutatingWebhookConfiguration")
-        yield {"port": port, "cert_dir": cert_dir, "log": log, "proc": proc}
+        with serve_cluster(cluster.kubeconfig, workdir) as (port, ca):
+            until(lambda: _registered(kube), 20, what="the MutatingWebhookConfiguration")
+            yield {"port": port, "cert_dir": ca.parent, "log": workdir / "serve.log"}
+    except RuntimeError as exc:
+        pytest.fail(f"fsm-onboard serve did not start: {exc}")
     finally:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
         with contextlib.suppress(KubeError):
-            kube.delete(path_for("admissionregistration.k8s.io/v1", "mutatingwebhookconfigurations", name="fsm-webhook-fsm"))
+            kube.delete(
+                path_for(
+                    "admissionregistration.k8s.io/v1", "mutatingwebhookconfigurations", name="fsm-webhook-fsm"
+                )
+            )
 
 
 def _registered(kube):
     try:
-        kube.get(path_for("admissionregistration.k8s.io/v1", "mutatingwebhookconfigurations", name="fsm-webhook-fsm"))
+        kube.get(
+            path_for(
+                "admissionregistration.k8s.io/v1", "mutatingwebhookconfigurations", name="fsm-webhook-fsm"
+            )
+        )
         return True
     except KubeError:
         return False
@@ -83,13 +75,19 @@ def make_ns(kube, onboard=True, annotations=None):
     name = f"e2e-{uuid.uuid4().hex[:8]}"
     kube.create(path_for("v1", "namespaces"), {"metadata": {"name": name}})
     if onboard:
-        r = subprocess.run([str(BIN / "fsm-onboard"), "namespace", "add", name, "--kubeconfig", _kubeconfig(kube)],
-                           capture_output=True, text=True, timeout=30)
+        r = subprocess.run(
+            [str(BIN / "fsm-onboard"), "namespace", "add", name, "--kubeconfig", _kubeconfig(kube)],
+            capture_output=True,
+            text=True,
+            timeout=30,
+        )
         assert r.returncode == 0, r.stderr
     if annotations:
         kube.merge_patch(path_for("v1", "namespaces", name=name), {"metadata": {"annotations": annotations}})
     # The webhook reads namespaces from its informer: wait until it can have seen the label.
-    until(lambda: kube.get(path_for("v1", "serviceaccounts", name))["items"], 30, what="default ServiceAccount")
+    until(
+        lambda: kube.get(path_for("v1", "serviceaccounts", name))["items"], 30, what="default ServiceAccount"
+    )
     time.sleep(0.3)
     return name
 
@@ -104,10 +102,21 @@ def _kubeconfig_env(cluster, monkeypatch):
 
 
 def pod(name, annotations=None):
-    return {"apiVersion": "v1", "kind": "Pod",
-            "metadata": {"name": name, "annotations": annotations or {}},
-            "spec": {"containers": [{"name": "app", "image": "app:1", "ports": [{"containerPort": 8080}],
-                                     "readinessProbe": {"httpGet": {"path": "/ready", "port": 8080}}}]}}
+    return {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": name, "annotations": annotations or {}},
+        "spec": {
+            "containers": [
+                {
+                    "name": "app",
+                    "image": "app:1",
+                    "ports": [{"containerPort": 8080}],
+                    "readinessProbe": {"httpGet": {"path": "/ready", "port": 8080}},
+                }
+            ]
+        },
+    }
 
 
 def names(p, field="containers"):
@@ -116,19 +125,36 @@ def names(p, field="containers"):
 
 def test_deployment_pods_are_injected_and_own_their_bootstrap_secret(webhook, kube):
     ns = make_ns(kube)
-    dep = {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "web"},
-           "spec": {"replicas": 3, "selector": {"matchLabels": {"app": "web"}},
-                    "template": {"metadata": {"labels": {"app": "web"}}, "spec": pod("x")["spec"]}}}
+    dep = {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {"name": "web"},
+        "spec": {
+            "replicas": 3,
+            "selector": {"matchLabels": {"app": "web"}},
+            "template": {"metadata": {"labels": {"app": "web"}}, "spec": pod("x")["spec"]},
+        },
+    }
     kube.create(path_for("apps/v1", "deployments", ns), dep)
-    pods = until(lambda: [p for p in kube.get(path_for("v1", "pods", ns))["items"]] if
-                 len(kube.get(path_for("v1", "pods", ns))["items"]) == 3 else None, 60, what="3 pods")
+    pods = until(
+        lambda: (
+            [p for p in kube.get(path_for("v1", "pods", ns))["items"]]
+            if len(kube.get(path_for("v1", "pods", ns))["items"]) == 3
+            else None
+        ),
+        60,
+        what="3 pods",
+    )
     for p in pods:
         assert names(p) == ["app", "sidecar"] and names(p, "initContainers") == ["fsm-init"]
         uid = p["metadata"]["labels"]["fsm-proxy-uuid"]
         assert p["spec"]["containers"][0]["readinessProbe"]["httpGet"]["port"] == 15902
         secret_path = path_for("v1", "secrets", ns, f"sidecar-bootstrap-config-{uid}")
-        secret = until(lambda: (s := kube.get(secret_path))["metadata"].get("ownerReferences") and s, 30,  # noqa: B023
-                       what="the Secret's ownerReference")
+        secret = until(
+            lambda path=secret_path: (s := kube.get(path))["metadata"].get("ownerReferences") and s,
+            30,
+            what="the Secret's ownerReference",
+        )
         assert secret["metadata"]["ownerReferences"][0]["uid"] == p["metadata"]["uid"]
         assert {"bootstrap.yaml", "cacert.pem", "repo_cert.pem", "repo_key.pem"} <= set(secret["data"])
         bootstrap = base64.b64decode(secret["data"]["bootstrap.yaml"]).decode()
@@ -140,14 +166,18 @@ def test_unlabelled_namespace_and_opt_out_are_untouched(webhook, kube):
     stored = kube.create(path_for("v1", "pods", plain), pod("p", {"flomesh.io/sidecar-injection": "enabled"}))
     assert names(stored) == ["app"] and "initContainers" not in stored["spec"]
     onboarded = make_ns(kube)
-    stored = kube.create(path_for("v1", "pods", onboarded), pod("q", {"flomesh.io/sidecar-injection": "disabled"}))
+    stored = kube.create(
+        path_for("v1", "pods", onboarded), pod("q", {"flomesh.io/sidecar-injection": "disabled"})
+    )
     assert names(stored) == ["app"] and "fsm-proxy-uuid" not in (stored["metadata"].get("labels") or {})
 
 
 def test_bad_annotation_rejects_the_create_with_the_message(webhook, kube):
     ns = make_ns(kube)
     with pytest.raises(KubeError) as err:
-        kube.create(path_for("v1", "pods", ns), pod("bad", {"flomesh.io/outbound-port-exclusion-list": "80,http"}))
+        kube.create(
+            path_for("v1", "pods", ns), pod("bad", {"flomesh.io/outbound-port-exclusion-list": "80,http"})
+        )
     assert "flomesh.io/outbound-port-exclusion-list" in str(err.value) and "http" in str(err.value)
     with pytest.raises(KubeError) as err:
         kube.create(path_for("v1", "pods", ns), pod("bad2", {"flomesh.io/sidecar-injection": "sometimes"}))
@@ -172,8 +202,12 @@ def test_meshconfig_change_applies_to_the_next_pod(webhook, kube):
     ns = make_ns(kube)
     mc_path = path_for("config.flomesh.io/v1alpha3", "meshconfigs", MESH_NS)
     image = f"registry.local/pipy:{uuid.uuid4().hex[:6]}"
-    body = {"apiVersion": "config.flomesh.io/v1alpha3", "kind": "MeshConfig",
-            "metadata": {"name": "fsm-mesh-config"}, "spec": {"sidecar": {"sidecarImage": image, "logLevel": "debug"}}}
+    body = {
+        "apiVersion": "config.flomesh.io/v1alpha3",
+        "kind": "MeshConfig",
+        "metadata": {"name": "fsm-mesh-config"},
+        "spec": {"sidecar": {"sidecarImage": image, "logLevel": "debug"}},
+    }
     try:
         current = kube.get(f"{mc_path}/fsm-mesh-config")
         body["metadata"]["resourceVersion"] = current["metadata"]["resourceVersion"]
@@ -182,9 +216,11 @@ def test_meshconfig_change_applies_to_the_next_pod(webhook, kube):
         assert exc.not_found
         kube.create(mc_path, body)
     try:
+
         def sidecar_image():
             p = kube.create(path_for("v1", "pods", ns), pod("probe"), params={"dryRun": "All"})
             return next(c["image"] for c in p["spec"]["containers"] if c["name"] == "sidecar") == image
+
         until(sidecar_image, 10, 0.2, what="the new MeshConfig to apply")
         stored = kube.create(path_for("v1", "pods", ns), pod("after"))
         sidecar = next(c for c in stored["spec"]["containers"] if c["name"] == "sidecar")
@@ -194,22 +230,32 @@ def test_meshconfig_change_applies_to_the_next_pod(webhook, kube):
 
 
 def test_deleted_or_edited_webhook_configuration_is_restored_within_2s(webhook, kube):
-    path = path_for("admissionregistration.k8s.io/v1", "mutatingwebhookconfigurations", name="fsm-webhook-fsm")
+    path = path_for(
+        "admissionregistration.k8s.io/v1", "mutatingwebhookconfigurations", name="fsm-webhook-fsm"
+    )
     before = kube.get(path)["webhooks"][0]
     kube.delete(path)
     started = time.monotonic()
-    restored = until(lambda: _registered(kube) and kube.get(path), 2.0, 0.05, what="the configuration to come back")
+    restored = until(
+        lambda: _registered(kube) and kube.get(path), 2.0, 0.05, what="the configuration to come back"
+    )
     assert time.monotonic() - started <= 2.0
     assert restored["webhooks"][0]["clientConfig"] == before["clientConfig"]
     edited = kube.get(path)
     edited["webhooks"][0]["failurePolicy"] = "Ignore"
     kube.replace(path, edited)
-    until(lambda: kube.get(path)["webhooks"][0]["failurePolicy"] == "Fail", 2.0, 0.05, what="the edit to be undone")
+    until(
+        lambda: kube.get(path)["webhooks"][0]["failurePolicy"] == "Fail",
+        2.0,
+        0.05,
+        what="the edit to be undone",
+    )
 
 
 def test_webhook_metrics_and_readiness(webhook):
     ca = webhook["cert_dir"] / "ca.crt"
     import ssl
+
     with httpx.Client(verify=ssl.create_default_context(cafile=str(ca))) as c:
         base = f"https://127.0.0.1:{webhook['port']}"
         assert c.get(f"{base}/readyz").status_code == 200
@@ -226,22 +272,38 @@ def test_informer_recovers_from_a_real_410(cluster, kube):
     ns = make_ns(kube, onboard=False)
     path = path_for("v1", "events", ns)
     seen = []
-    inf = Informer(kube, path, name="e2e-events", on_event=lambda kind, obj: seen.append(obj["metadata"]["name"]),
-                   watch_timeout=30).start()
+    inf = Informer(
+        kube,
+        path,
+        name="e2e-events",
+        on_event=lambda kind, obj: seen.append(obj["metadata"]["name"]),
+        watch_timeout=30,
+    ).start()
     try:
         assert inf.wait_synced(10)
         old_rv = inf.resource_version
 
         def event(name):
-            return {"metadata": {"name": name}, "involvedObject": {"kind": "ConfigMap", "name": "x", "namespace": ns},
-                    "reason": "Test", "message": "m", "type": "Normal"}
+            return {
+                "metadata": {"name": name},
+                "involvedObject": {"kind": "ConfigMap", "name": "x", "namespace": ns},
+                "reason": "Test",
+                "message": "m",
+                "type": "Normal",
+            }
 
         for i in range(3):
             kube.create(path, event(f"before-{i}"))
         until(lambda: len(seen) >= 3, 10, what="events before compaction")
-        rev = int(httpx.post(f"{etcd}/v3/kv/range", json={"key": base64.b64encode(b"/").decode(), "limit": 1})
-                  .json()["header"]["revision"])
-        assert httpx.post(f"{etcd}/v3/kv/compaction", json={"revision": rev, "physical": True}).status_code == 200
+        rev = int(
+            httpx.post(
+                f"{etcd}/v3/kv/range", json={"key": base64.b64encode(b"/").decode(), "limit": 1}
+            ).json()["header"]["revision"]
+        )
+        assert (
+            httpx.post(f"{etcd}/v3/kv/compaction", json={"revision": rev, "physical": True}).status_code
+            == 200
+        )
         relists = inf.relists
         inf.restart_watch(old_rv)  # resume from a version etcd no longer has
         until(lambda: inf.relists > relists, 10, what="the informer to relist after 410")
@@ -253,8 +315,12 @@ def test_informer_recovers_from_a_real_410(cluster, kube):
 
 
 def run_cli(*args):
-    return subprocess.run([str(BIN / "fsm-onboard"), *args, "--kubeconfig", os.environ["FSM_E2E_KUBECONFIG"]],
-                          capture_output=True, text=True, timeout=30)
+    return subprocess.run(
+        [str(BIN / "fsm-onboard"), *args, "--kubeconfig", os.environ["FSM_E2E_KUBECONFIG"]],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
 
 
 def test_namespace_add_remove_list_and_refusals(kube):
@@ -272,7 +338,9 @@ def test_namespace_add_remove_list_and_refusals(kube):
     got = kube.get(path_for("v1", "namespaces", name=name))["metadata"]
     assert "flomesh.io/monitored-by" not in got.get("labels", {})
     assert "flomesh.io/sidecar-injection" not in (got.get("annotations") or {})
-    kube.merge_patch(path_for("v1", "namespaces", name=name), {"metadata": {"labels": {"flomesh.io/ignore": "true"}}})
+    kube.merge_patch(
+        path_for("v1", "namespaces", name=name), {"metadata": {"labels": {"flomesh.io/ignore": "true"}}}
+    )
     r = run_cli("namespace", "add", name)
     assert r.returncode == 1 and "flomesh.io/ignore=true" in r.stderr and "Traceback" not in r.stderr
     r = run_cli("namespace", "add", "no-such-namespace")
@@ -281,11 +349,19 @@ def test_namespace_add_remove_list_and_refusals(kube):
 
 def test_denied_pods_of_a_deployment_leave_an_event_on_the_replicaset(webhook, kube):
     ns = make_ns(kube)
-    template = {"metadata": {"labels": {"app": "bad"}, "annotations": {"flomesh.io/native-sidecar": "perhaps"}},
-                "spec": pod("x")["spec"]}
-    kube.create(path_for("apps/v1", "deployments", ns), {
-        "apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "bad"},
-        "spec": {"replicas": 1, "selector": {"matchLabels": {"app": "bad"}}, "template": template}})
+    template = {
+        "metadata": {"labels": {"app": "bad"}, "annotations": {"flomesh.io/native-sidecar": "perhaps"}},
+        "spec": pod("x")["spec"],
+    }
+    kube.create(
+        path_for("apps/v1", "deployments", ns),
+        {
+            "apiVersion": "apps/v1",
+            "kind": "Deployment",
+            "metadata": {"name": "bad"},
+            "spec": {"replicas": 1, "selector": {"matchLabels": {"app": "bad"}}, "template": template},
+        },
+    )
 
     def denial_event():
         events = kube.get(path_for("v1", "events", ns))["items"]
@@ -296,6 +372,7 @@ def test_denied_pods_of_a_deployment_leave_an_event_on_the_replicaset(webhook, k
     assert "flomesh.io/native-sidecar" in event["message"] and "perhaps" in event["message"]
     ca = webhook["cert_dir"] / "ca.crt"
     import ssl
+
     with httpx.Client(verify=ssl.create_default_context(cafile=str(ca))) as c:
         text = c.get(f"https://127.0.0.1:{webhook['port']}/metrics").text
     assert 'fsm_onboard_events_total{reason="InjectionDenied"}' in text
@@ -307,10 +384,16 @@ def test_secret_of_a_pod_that_never_came_is_swept(kube):
 
     ns = make_ns(kube)
     orphan_uuid = str(uuid.uuid4())
-    kube.create(path_for("v1", "secrets", ns), {
-        "metadata": {"name": f"sidecar-bootstrap-config-{orphan_uuid}",
-                     "labels": {"fsm-proxy-uuid": orphan_uuid, "app.kubernetes.io/managed-by": "fsm-onboard"}},
-        "data": {}})
+    kube.create(
+        path_for("v1", "secrets", ns),
+        {
+            "metadata": {
+                "name": f"sidecar-bootstrap-config-{orphan_uuid}",
+                "labels": {"fsm-proxy-uuid": orphan_uuid, "app.kubernetes.io/managed-by": "fsm-onboard"},
+            },
+            "data": {},
+        },
+    )
     owners = SecretOwners(kube, orphan_grace=120)
     owners.pods.start()
     try:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import base64
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import pytest
 
@@ -18,25 +18,40 @@ def test_desired_config_matches_fsm_and_adds_reinvocation():
     assert cfg["metadata"]["name"] == "fsm-webhook-fsm"
     hook = cfg["webhooks"][0]
     assert hook["name"] == "fsm-inject.k8s.io"
-    assert hook["clientConfig"]["service"] == {"name": "fsm-onboard-webhook", "namespace": "fsm-system",
-                                               "path": "/mutate-pod-creation", "port": 443}
+    assert hook["clientConfig"]["service"] == {
+        "name": "fsm-onboard-webhook",
+        "namespace": "fsm-system",
+        "path": "/mutate-pod-creation",
+        "port": 443,
+    }
     assert base64.b64decode(hook["clientConfig"]["caBundle"]) == b"CA"
-    assert (hook["failurePolicy"], hook["sideEffects"], hook["timeoutSeconds"]) == ("Fail", "NoneOnDryRun", 10)
+    assert (hook["failurePolicy"], hook["sideEffects"], hook["timeoutSeconds"]) == (
+        "Fail",
+        "NoneOnDryRun",
+        10,
+    )
     assert hook["reinvocationPolicy"] == "IfNeeded" and hook["admissionReviewVersions"] == ["v1"]
     assert hook["rules"][0]["operations"] == ["CREATE"] and hook["rules"][0]["resources"] == ["pods"]
     sel = hook["namespaceSelector"]
     assert sel["matchLabels"] == {"flomesh.io/monitored-by": "fsm"}
     assert {"key": "flomesh.io/ignore", "operator": "DoesNotExist"} in sel["matchExpressions"]
-    assert {"key": "kubernetes.io/metadata.name", "operator": "NotIn", "values": ["fsm-system"]} in sel["matchExpressions"]
+    assert {"key": "kubernetes.io/metadata.name", "operator": "NotIn", "values": ["fsm-system"]} in sel[
+        "matchExpressions"
+    ]
     assert {"key": "control-plane", "operator": "DoesNotExist"} in sel["matchExpressions"]
-    url = desired_config(WebhookSettings("m", "ns", url="https://127.0.0.1:9443/"), b"x")["webhooks"][0]["clientConfig"]
+    url = desired_config(WebhookSettings("m", "ns", url="https://127.0.0.1:9443/"), b"x")["webhooks"][0][
+        "clientConfig"
+    ]
     assert url["url"] == "https://127.0.0.1:9443/mutate-pod-creation" and "service" not in url
 
 
 @pytest.mark.parametrize(
     ("kwargs", "message"),
-    [({"failure_policy": "Maybe"}, "--failure-policy"), ({"timeout_seconds": 31}, "--webhook-timeout"),
-     ({"url": "http://x"}, "--webhook-url")],
+    [
+        ({"failure_policy": "Maybe"}, "--failure-policy"),
+        ({"timeout_seconds": 31}, "--webhook-timeout"),
+        ({"url": "http://x"}, "--webhook-url"),
+    ],
 )
 def test_webhook_settings_are_validated(kwargs, message):
     with pytest.raises(ValueError, match=message):
@@ -45,8 +60,16 @@ def test_webhook_settings_are_validated(kwargs, message):
 
 def test_drift_ignores_server_defaults_but_sees_our_fields():
     want = desired_config(WebhookSettings("fsm", "fsm-system"), b"CA")
-    stored = {"webhooks": [{**want["webhooks"][0], "timeoutSeconds": 10,
-                            "rules": [{**want["webhooks"][0]["rules"][0]}], "extra": "server default"}]}
+    stored = {
+        "webhooks": [
+            {
+                **want["webhooks"][0],
+                "timeoutSeconds": 10,
+                "rules": [{**want["webhooks"][0]["rules"][0]}],
+                "extra": "server default",
+            }
+        ]
+    }
     assert not _drifted(stored, want)
     stored["webhooks"][0]["failurePolicy"] = "Ignore"
     assert _drifted(stored, want)
@@ -58,18 +81,32 @@ def ns(labels=None, annotations=None):
 
 
 def test_namespace_add_and_remove_patches():
-    assert add_patch(ns(), "fsm") == {"metadata": {"labels": {"flomesh.io/monitored-by": "fsm"},
-                                                   "annotations": {"flomesh.io/sidecar-injection": "enabled"}}}
+    assert add_patch(ns(), "fsm") == {
+        "metadata": {
+            "labels": {"flomesh.io/monitored-by": "fsm"},
+            "annotations": {"flomesh.io/sidecar-injection": "enabled"},
+        }
+    }
     patch = add_patch(ns(), "fsm", injection=False, metrics=True)
-    assert patch["metadata"]["annotations"] == {"flomesh.io/sidecar-injection": "disabled", "flomesh.io/metrics": "enabled"}
+    assert patch["metadata"]["annotations"] == {
+        "flomesh.io/sidecar-injection": "disabled",
+        "flomesh.io/metrics": "enabled",
+    }
     onboarded = ns({"flomesh.io/monitored-by": "fsm"}, {"flomesh.io/sidecar-injection": "enabled", "x": "y"})
-    assert remove_patch(onboarded, "fsm") == {"metadata": {"labels": {"flomesh.io/monitored-by": None},
-                                                          "annotations": {"flomesh.io/sidecar-injection": None}}}
+    assert remove_patch(onboarded, "fsm") == {
+        "metadata": {
+            "labels": {"flomesh.io/monitored-by": None},
+            "annotations": {"flomesh.io/sidecar-injection": None},
+        }
+    }
 
 
 @pytest.mark.parametrize(
     ("labels", "message"),
-    [({"flomesh.io/ignore": "true"}, "flomesh.io/ignore=true"), ({"flomesh.io/monitored-by": "other"}, "mesh 'other'")],
+    [
+        ({"flomesh.io/ignore": "true"}, "flomesh.io/ignore=true"),
+        ({"flomesh.io/monitored-by": "other"}, "mesh 'other'"),
+    ],
 )
 def test_namespace_add_refusals(labels, message):
     with pytest.raises(NamespaceError, match=message):
@@ -84,25 +121,53 @@ def test_namespace_remove_refuses_foreign_or_plain():
 
 
 def test_namespace_list_rows():
-    rows = list_rows([ns({"flomesh.io/monitored-by": "fsm"}, {"flomesh.io/sidecar-injection": "enabled"}),
-                      {"metadata": {"name": "other", "labels": {"flomesh.io/monitored-by": "b"}}},
-                      {"metadata": {"name": "plain"}}], "fsm")
+    rows = list_rows(
+        [
+            ns({"flomesh.io/monitored-by": "fsm"}, {"flomesh.io/sidecar-injection": "enabled"}),
+            {"metadata": {"name": "other", "labels": {"flomesh.io/monitored-by": "b"}}},
+            {"metadata": {"name": "plain"}},
+        ],
+        "fsm",
+    )
     assert rows == [("shop", "fsm", "enabled", "-")]
 
 
-NOW = datetime(2026, 1, 1, tzinfo=timezone.utc)
-POD = {"metadata": {"generateName": "web-abc-", "ownerReferences": [
-    {"apiVersion": "apps/v1", "kind": "ReplicaSet", "name": "web-abc", "uid": "u1", "controller": True}]}}
+NOW = datetime(2026, 1, 1, tzinfo=UTC)
+POD = {
+    "metadata": {
+        "generateName": "web-abc-",
+        "ownerReferences": [
+            {
+                "apiVersion": "apps/v1",
+                "kind": "ReplicaSet",
+                "name": "web-abc",
+                "uid": "u1",
+                "controller": True,
+            }
+        ],
+    }
+}
 
 
 def test_events_go_on_the_owner_for_denials_failures_and_unusual_skips():
     denied = Outcome(Decision(False, Reason.INVALID_ANNOTATION, error="pod annotation x: bad"))
     ev = event_for(POD, "shop", denied, None, NOW)
-    assert ev["reason"] == "InjectionDenied" and ev["type"] == "Warning" and ev["message"] == "pod annotation x: bad"
-    assert ev["involvedObject"] == {"apiVersion": "apps/v1", "kind": "ReplicaSet", "name": "web-abc", "uid": "u1",
-                                    "namespace": "shop"}
+    assert (
+        ev["reason"] == "InjectionDenied"
+        and ev["type"] == "Warning"
+        and ev["message"] == "pod annotation x: bad"
+    )
+    assert ev["involvedObject"] == {
+        "apiVersion": "apps/v1",
+        "kind": "ReplicaSet",
+        "name": "web-abc",
+        "uid": "u1",
+        "namespace": "shop",
+    }
     failed = event_for(POD, "shop", None, "Secret create timed out", NOW)
     assert failed["reason"] == "InjectionFailed"
-    skipped = event_for({"metadata": {"name": "p"}}, "shop", Outcome(Decision(False, Reason.HOST_NETWORK)), None, NOW)
+    skipped = event_for(
+        {"metadata": {"name": "p"}}, "shop", Outcome(Decision(False, Reason.HOST_NETWORK)), None, NOW
+    )
     assert skipped["reason"] == "InjectionSkipped" and skipped["involvedObject"]["kind"] == "Pod"
     assert event_for(POD, "shop", Outcome(Decision(False, Reason.POD_DISABLED)), None, NOW) is None

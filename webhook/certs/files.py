@@ -25,6 +25,7 @@ from webhook.certs.ca import CA, DEFAULT_CA_VALIDITY, load_cert_pem, public_key_
 from webhook.certs.errors import CertError
 from webhook.certs.keys import DEFAULT_KEY_TYPE, KeyType, generate_key, key_to_pem, load_key_pem
 from webhook.certs.leaf import Hosts, build_leaf, leaf_problem, renew_at, split_hosts
+from webhook.periodic import Periodic
 
 __all__ = [
     "CA_CERT",
@@ -178,29 +179,18 @@ class CertDirRenewer:
     def __init__(self, cert_dir: Path, hosts: Sequence[str], **options: object) -> None:
         split_hosts(hosts)  # fail early on bad input
         self.cert_dir, self.hosts, self.options = Path(cert_dir), list(hosts), options
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
+        self._loop = Periodic(
+            self.renew_once,
+            name="cert-dir-renewer",
+            log=log,
+            what=f"renewing certificates in {self.cert_dir}",
+        )
 
     def renew_once(self) -> CertFiles:
         return ensure_cert_dir(self.cert_dir, self.hosts, **self.options)  # type: ignore[arg-type]
 
     def start(self, interval: float = 60.0) -> None:
-        if self._thread is not None:
-            return
-        self._stop.clear()
-
-        def loop() -> None:
-            while not self._stop.wait(interval):
-                try:
-                    self.renew_once()
-                except Exception as exc:  # keep serving the old cert; retry next tick
-                    log.warning("renewing certificates in %s failed: %s", self.cert_dir, exc)
-
-        self._thread = threading.Thread(target=loop, name="cert-dir-renewer", daemon=True)
-        self._thread.start()
+        self._loop.start(interval)
 
     def stop(self) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout=5)
-            self._thread = None
+        self._loop.stop()

@@ -26,6 +26,7 @@ from webhook.certs.keys import DEFAULT_KEY_TYPE, KeyType, load_key_pem
 from webhook.certs.leaf import leaf_problem, split_hosts
 from webhook.certs.pool import KeyPool
 from webhook.certs.rotate import CAState
+from webhook.periodic import Periodic
 
 __all__ = ["MeshCertManager"]
 
@@ -63,8 +64,7 @@ class MeshCertManager:
         self.files = CertFiles(ca=cert_dir / CA_CERT, cert=cert_dir / TLS_CERT, key=cert_dir / TLS_KEY)
         self.issuer: Issuer | None = None
         self.state: CAState | None = None
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
+        self._loop = Periodic(self.sync_once, name="mesh-cert-manager", log=log, what="certificate sync")
         self._lock = threading.Lock()
         self.syncs = 0
 
@@ -147,22 +147,7 @@ class MeshCertManager:
         return load_cert_pem(self.files.cert.read_bytes()).public_bytes(Encoding.PEM)
 
     def start(self, interval: float = 10.0) -> None:
-        if self._thread is not None:
-            return
-        self._stop.clear()
-
-        def loop() -> None:
-            while not self._stop.wait(interval):
-                try:
-                    self.sync_once()
-                except Exception as exc:  # keep serving with what we have; retry next tick
-                    log.warning("certificate sync failed: %s", exc)
-
-        self._thread = threading.Thread(target=loop, name="mesh-cert-manager", daemon=True)
-        self._thread.start()
+        self._loop.start(interval)
 
     def stop(self) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout=10)
-            self._thread = None
+        self._loop.stop(timeout=10)

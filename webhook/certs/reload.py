@@ -18,6 +18,8 @@ import threading
 from collections.abc import Callable
 from pathlib import Path
 
+from webhook.periodic import Periodic
+
 __all__ = ["CertReloader", "server_ssl_context"]
 
 log = logging.getLogger(__name__)
@@ -84,8 +86,7 @@ class CertReloader:
         self._paths = [self.cert, self.key] + ([self.client_ca] if self.client_ca else [])
         self._stamp = _stamp(self._paths)
         self._lock = threading.Lock()
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
+        self._loop = Periodic(self.check, name="cert-reloader", log=log, what="certificate reload check")
         self.reloads = 0
         self.failures = 0
         if ctx.sni_callback is not None:
@@ -133,25 +134,10 @@ class CertReloader:
 
     def start(self, interval: float = 1.0) -> None:
         """Run `check()` every `interval` seconds in a daemon thread."""
-        if self._thread is not None:
-            return
-        self._stop.clear()
-
-        def loop() -> None:
-            while not self._stop.wait(interval):
-                try:
-                    self.check()
-                except Exception:  # never let the watcher die; the old cert keeps serving
-                    log.exception("certificate reload check failed")
-
-        self._thread = threading.Thread(target=loop, name="cert-reloader", daemon=True)
-        self._thread.start()
+        self._loop.start(interval)
 
     def stop(self) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout=5)
-            self._thread = None
+        self._loop.stop()
 
     def detach(self) -> None:
         """Stop and give the server's context back its own certificate selection."""

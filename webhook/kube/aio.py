@@ -24,7 +24,11 @@ class AsyncKube:
     def __init__(self, kube: Kube, *, max_connections: int = 32):
         self.configuration = kube.api.configuration
         cfg = self.configuration
-        ctx = ssl.create_default_context(cafile=cfg.ssl_ca_cert) if cfg.verify_ssl else ssl._create_unverified_context()
+        ctx = (
+            ssl.create_default_context(cafile=cfg.ssl_ca_cert)
+            if cfg.verify_ssl
+            else ssl._create_unverified_context()
+        )
         ctx.minimum_version = ssl.TLSVersion.TLSv1_2
         if cfg.cert_file and cfg.key_file:
             ctx.load_cert_chain(cfg.cert_file, cfg.key_file)
@@ -47,7 +51,9 @@ class AsyncKube:
 
     async def create(self, path: str, body: Mapping[str, Any], *, timeout: float = 10.0) -> dict[str, Any]:
         try:
-            resp = await self.client.post(path, content=orjson.dumps(body), headers=self._headers(), timeout=timeout)
+            resp = await self.client.post(
+                path, content=orjson.dumps(body), headers=self._headers(), timeout=timeout
+            )
         except httpx.HTTPError as exc:
             raise KubeError(0, f"POST {path}: {type(exc).__name__}: {exc}") from None
         if resp.status_code >= 300:

@@ -14,7 +14,7 @@ import queue
 import threading
 import time
 from collections.abc import Callable
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from webhook import constants as c
@@ -23,6 +23,7 @@ from webhook.inject.bootstrap import bootstrap_secret
 from webhook.kube.aio import AsyncKube
 from webhook.kube.client import Kube, KubeError, path_for
 from webhook.kube.informer import Informer
+from webhook.periodic import Periodic
 
 __all__ = ["MANAGED_SELECTOR", "SecretOwners", "SecretWriter"]
 
@@ -45,7 +46,9 @@ class SecretWriter:
         if self._aio is None:
             self._aio = AsyncKube(self.kube)
         try:
-            await asyncio.wait_for(self._aio.create(path, secret, timeout=self.deadline), timeout=self.deadline)
+            await asyncio.wait_for(
+                self._aio.create(path, secret, timeout=self.deadline), timeout=self.deadline
+            )
         except TimeoutError:
             raise RuntimeError(
                 f"creating Secret {namespace}/{rendered.secret_name} took longer than {self.deadline:.1f}s"
@@ -59,7 +62,7 @@ def _age_seconds(obj: dict[str, Any], now: float) -> float:
     stamp = (obj.get("metadata") or {}).get("creationTimestamp")
     if not stamp:
         return 0.0
-    created = datetime.strptime(stamp, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=timezone.utc).timestamp()
+    created = datetime.strptime(stamp, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC).timestamp()
     return now - created
 
 
@@ -67,7 +70,12 @@ class SecretOwners:
     """Set Secret → Pod ownerReferences; delete Secrets whose pod never appeared."""
 
     def __init__(
-        self, kube: Kube, *, orphan_grace: float = 120.0, sweep_interval: float = 30.0, patches_per_s: float = 50.0
+        self,
+        kube: Kube,
+        *,
+        orphan_grace: float = 120.0,
+        sweep_interval: float = 30.0,
+        patches_per_s: float = 50.0,
     ):
         self.kube = kube
         self.orphan_grace, self.sweep_interval = orphan_grace, sweep_interval
@@ -80,7 +88,7 @@ class SecretOwners:
         self._queue: queue.Queue[dict[str, Any]] = queue.Queue()
         self._queued: set[str] = set()
         self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
+        self._sweeper = Periodic(self.sweep, name="secret-sweeper", log=log, what="bootstrap Secret sweep")
         self.pods = Informer(
             kube,
             path_for("v1", "pods"),
@@ -122,7 +130,9 @@ class SecretOwners:
             return 0
         now = time.time() if now is None else now
         live = {(p["metadata"].get("labels") or {}).get(c.LABEL_PROXY_UUID) for p in self.pods.items()}
-        body = self.kube.get(path_for("v1", "secrets"), params={"labelSelector": MANAGED_SELECTOR}, timeout=30)
+        body = self.kube.get(
+            path_for("v1", "secrets"), params={"labelSelector": MANAGED_SELECTOR}, timeout=30
+        )
         deleted = 0
         for secret in body.get("items") or []:
             meta = secret["metadata"]
@@ -153,18 +163,9 @@ class SecretOwners:
         self.pods.start()
         threading.Thread(target=self._own_worker, name="secret-owners", daemon=True).start()
 
-        def loop() -> None:
-            while not self._stop.wait(self.sweep_interval):
-                try:
-                    self.sweep()
-                except KubeError as exc:
-                    log.warning("bootstrap Secret sweep: %s", exc)
-
-        self._thread = threading.Thread(target=loop, name="secret-sweeper", daemon=True)
-        self._thread.start()
+        self._sweeper.start(self.sweep_interval)
 
     def stop(self) -> None:
         self._stop.set()
+        self._sweeper.stop()
         self.pods.stop()
-        if self._thread is not None:
-            self._thread.join(timeout=5)

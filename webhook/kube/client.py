@@ -8,6 +8,7 @@ model (de)serialisation cost). Blocking calls: run them in a thread from async c
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 from collections.abc import Iterator, Mapping
 from typing import Any
@@ -50,7 +51,9 @@ def connect(kubeconfig: str | None = None, *, context: str | None = None) -> Kub
     configuration = k8s.Configuration()
     try:
         if kubeconfig:
-            k8s_config.load_kube_config(config_file=kubeconfig, context=context, client_configuration=configuration)
+            k8s_config.load_kube_config(
+                config_file=kubeconfig, context=context, client_configuration=configuration
+            )
         else:
             k8s_config.load_incluster_config(client_configuration=configuration)
     except (ConfigException, OSError, TypeError) as exc:
@@ -112,7 +115,12 @@ class Kube:
         return self.request("DELETE", path, **kw)
 
     def watch(
-        self, path: str, *, resource_version: str, timeout_seconds: int = 300, params: Mapping[str, Any] | None = None
+        self,
+        path: str,
+        *,
+        resource_version: str,
+        timeout_seconds: int = 300,
+        params: Mapping[str, Any] | None = None,
     ) -> WatchStream:
         """Open a watch from ``resource_version``; iterate it for ``{"type", "object"}`` events."""
         query = {
@@ -183,10 +191,8 @@ class WatchStream:
 
     def close(self) -> None:
         self.closed = True
-        try:
+        with contextlib.suppress(Exception):  # closing a dead stream is fine
             self._resp.shutdown() if hasattr(self._resp, "shutdown") else self._resp.close()
-        except Exception:  # noqa: BLE001 - closing a dead stream is fine
-            pass
 
 
 def _error(exc: ApiException) -> KubeError:

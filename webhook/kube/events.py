@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 import threading
 import uuid
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from webhook.inject import Outcome, Reason
@@ -40,16 +40,28 @@ def event_for(
     meta = pod.get("metadata") or {}
     owner = next((r for r in meta.get("ownerReferences") or [] if r.get("controller")), None)
     if owner:
-        involved = {"apiVersion": owner.get("apiVersion"), "kind": owner.get("kind"), "name": owner.get("name"),
-                    "uid": owner.get("uid"), "namespace": namespace}
+        involved = {
+            "apiVersion": owner.get("apiVersion"),
+            "kind": owner.get("kind"),
+            "name": owner.get("name"),
+            "uid": owner.get("uid"),
+            "namespace": namespace,
+        }
     else:
-        involved = {"apiVersion": "v1", "kind": "Pod", "name": meta.get("name") or meta.get("generateName") or "",
-                    "namespace": namespace}
+        involved = {
+            "apiVersion": "v1",
+            "kind": "Pod",
+            "name": meta.get("name") or meta.get("generateName") or "",
+            "namespace": namespace,
+        }
     stamp = now.strftime("%Y-%m-%dT%H:%M:%SZ")
     return {
         "apiVersion": "v1",
         "kind": "Event",
-        "metadata": {"name": f"{involved['name'] or 'pod'}.fsm-onboard.{uuid.uuid4().hex[:10]}", "namespace": namespace},
+        "metadata": {
+            "name": f"{involved['name'] or 'pod'}.fsm-onboard.{uuid.uuid4().hex[:10]}",
+            "namespace": namespace,
+        },
         "involvedObject": involved,
         "reason": reason,
         "message": message[:1024],
@@ -66,8 +78,10 @@ class EventRecorder:
     def __init__(self, kube: Kube):
         self.kube = kube
 
-    def record(self, pod: dict[str, Any], namespace: str, outcome: Outcome | None, error: str | None) -> str | None:
-        event = event_for(pod, namespace, outcome, error, datetime.now(timezone.utc))
+    def record(
+        self, pod: dict[str, Any], namespace: str, outcome: Outcome | None, error: str | None
+    ) -> str | None:
+        event = event_for(pod, namespace, outcome, error, datetime.now(UTC))
         if event is None:
             return None
         threading.Thread(target=self._post, args=(event,), daemon=True).start()

@@ -120,7 +120,7 @@ class Informer:
         if self.on_event is not None:
             try:
                 self.on_event(kind, obj)
-            except Exception:  # noqa: BLE001 - a handler bug must not kill the informer
+            except Exception:
                 log.exception("informer %s: handler failed on %s %s", self.name, kind, key)
 
     def _run(self) -> None:
@@ -140,7 +140,9 @@ class Informer:
                     kind, obj = event.get("type", ""), event.get("object") or {}
                     if kind == "ERROR":
                         code = int(obj.get("code") or 0)
-                        raise KubeError(code, str(obj.get("message") or "watch error"), str(obj.get("reason") or ""))
+                        raise KubeError(
+                            code, str(obj.get("message") or "watch error"), str(obj.get("reason") or "")
+                        )
                     self._apply(kind, obj)
                     backoff = 0.2
             except KubeError as exc:

@@ -26,7 +26,9 @@ def _meta(ns: Mapping[str, Any]) -> tuple[Mapping[str, str], Mapping[str, str]]:
     return meta.get("labels") or {}, meta.get("annotations") or {}
 
 
-def add_patch(ns: Mapping[str, Any], mesh_name: str, *, injection: bool = True, metrics: bool = False) -> dict[str, Any]:
+def add_patch(
+    ns: Mapping[str, Any], mesh_name: str, *, injection: bool = True, metrics: bool = False
+) -> dict[str, Any]:
     labels, _ = _meta(ns)
     name = (ns.get("metadata") or {}).get("name")
     if str(labels.get(c.LABEL_IGNORE, "")).lower() == "true":
@@ -61,12 +63,14 @@ def list_rows(namespaces: list[Mapping[str, Any]], mesh_name: str | None) -> lis
         mesh = labels.get(c.LABEL_MONITORED_BY)
         if not mesh or (mesh_name and mesh != mesh_name):
             continue
-        rows.append((
-            str((ns.get("metadata") or {}).get("name")),
-            mesh,
-            annotations.get(c.ANN_SIDECAR_INJECTION, "-"),
-            annotations.get(c.ANN_METRICS, "-"),
-        ))
+        rows.append(
+            (
+                str((ns.get("metadata") or {}).get("name")),
+                mesh,
+                annotations.get(c.ANN_SIDECAR_INJECTION, "-"),
+                annotations.get(c.ANN_METRICS, "-"),
+            )
+        )
     return sorted(rows)
 
 
@@ -88,7 +92,9 @@ def add(kube: Kube, name: str, mesh_name: str, *, injection: bool, metrics: bool
 
 def remove(kube: Kube, name: str, mesh_name: str) -> str:
     kube.merge_patch(path_for("v1", "namespaces", name=name), remove_patch(_get(kube, name), mesh_name))
-    return f"namespace [{name}] removed from mesh [{mesh_name}]; running pods keep their sidecar until restarted"
+    return (
+        f"namespace [{name}] removed from mesh [{mesh_name}]; running pods keep their sidecar until restarted"
+    )
 
 
 def table(kube: Kube, mesh_name: str | None) -> str:
@@ -97,4 +103,6 @@ def table(kube: Kube, mesh_name: str | None) -> str:
         return "no namespaces are part of " + (f"mesh [{mesh_name}]" if mesh_name else "any mesh")
     header = ("NAMESPACE", "MESH", "SIDECAR-INJECTION", "METRICS")
     widths = [max(len(r[i]) for r in [header, *rows]) for i in range(4)]
-    return "\n".join("  ".join(v.ljust(w) for v, w in zip(r, widths, strict=True)).rstrip() for r in [header, *rows])
+    return "\n".join(
+        "  ".join(v.ljust(w) for v, w in zip(r, widths, strict=True)).rstrip() for r in [header, *rows]
+    )

@@ -19,7 +19,7 @@ from webhook import constants as c
 from webhook.kube.client import Kube, KubeError, path_for
 from webhook.kube.informer import Informer
 
-__all__ = ["WebhookSettings", "Registrar", "desired_config", "webhook_config_name"]
+__all__ = ["Registrar", "WebhookSettings", "desired_config", "webhook_config_name"]
 
 log = logging.getLogger("fsm_onboard.webhookconfig")
 
@@ -93,7 +93,11 @@ def desired_config(s: WebhookSettings, ca_bundle: bytes) -> dict[str, Any]:
                     "matchLabels": {c.LABEL_MONITORED_BY: s.mesh_name},
                     "matchExpressions": [
                         {"key": c.LABEL_IGNORE, "operator": "DoesNotExist"},
-                        {"key": "kubernetes.io/metadata.name", "operator": "NotIn", "values": [s.mesh_namespace]},
+                        {
+                            "key": "kubernetes.io/metadata.name",
+                            "operator": "NotIn",
+                            "values": [s.mesh_namespace],
+                        },
                         {"key": "control-plane", "operator": "DoesNotExist"},
                     ],
                 },
@@ -112,7 +116,9 @@ def _drifted(actual: Mapping[str, Any], desired: Mapping[str, Any]) -> bool:
     for h, w in zip(have, want, strict=True):
         for key, value in w.items():
             if key == "rules":
-                if [{k: r.get(k) for k in rule} for r, rule in zip(h.get("rules") or [], value, strict=False)] != value:
+                if [
+                    {k: r.get(k) for k in rule} for r, rule in zip(h.get("rules") or [], value, strict=False)
+                ] != value:
                     return True
             elif h.get(key) != value:
                 return True
