@@ -166,3 +166,36 @@ def test_help_lists_commands():
     assert r.returncode == 0
     for cmd in ("serve", "inject", "explain"):
         assert cmd in r.stdout
+
+
+def test_template_dir_overrides_a_template_by_name(tmp_path):
+    custom = (
+        (ROOT / "sidecar_templates" / "sidecar.yaml")
+        .read_text()
+        .replace("imagePullPolicy: IfNotPresent", "imagePullPolicy: Always\nworkingDir: /custom")
+    )
+    (tmp_path / "sidecar.yaml").write_text(custom)
+    r = run("inject", "-f", str(DEMO), "--template-dir", str(tmp_path), "--no-secrets")
+    assert r.returncode == 0, r.stderr
+    dep = next(d for d in yaml.safe_load_all(r.stdout) if d["kind"] == "Deployment")
+    spec = dep["spec"]["template"]["spec"]
+    sidecar = next(c for c in spec["containers"] if c["name"] == "sidecar")
+    assert sidecar["workingDir"] == "/custom" and sidecar["imagePullPolicy"] == "Always"
+    assert spec["initContainers"][0]["imagePullPolicy"] == "IfNotPresent", (
+        "other templates stay the packaged ones"
+    )
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("name: [\n", "not valid YAML"),
+        ("- a list\n", "expected a YAML dict"),
+        ("name: ${nope}\n", "unknown value(s) ${nope}"),
+    ],
+)
+def test_bad_template_is_a_clear_error(tmp_path, text, message):
+    (tmp_path / "sidecar.yaml").write_text(text)
+    r = run("inject", "-f", str(DEMO), "--template-dir", str(tmp_path))
+    assert r.returncode == 2, (r.stdout, r.stderr)
+    assert message in r.stderr and "Traceback" not in r.stderr

@@ -62,3 +62,13 @@ def test_reinjection_is_a_no_op(name):
     )
     assert again.rendered is None and again.patch == []
     assert again.decision.reason == "already-injected"
+
+
+def test_renderer_provides_exactly_the_values_templates_may_use():
+    from webhook.inject.render import _values
+    from webhook.inject.settings import resolve_settings
+    from webhook.inject.templates import VALUE_NAMES
+
+    settings = resolve_settings({}, {}, parse_mesh_config(None))
+    provided = set(_values({}, "ns", settings, Context(), UUID, {})) | {"init_args"}
+    assert provided == VALUE_NAMES

@@ -22,6 +22,14 @@ import yaml
 __all__ = ["TEMPLATE_NAMES", "TemplateError", "Templates", "load_templates", "render"]
 
 TEMPLATE_NAMES = ("sidecar.yaml", "init.yaml", "volumes.yaml")
+# The values render.py provides: the contract between templates and renderer. A template naming
+# anything else is rejected when it is loaded, not when the first pod arrives.
+VALUE_NAMES = frozenset({
+    "sidecar_image", "sidecar_args", "sidecar_ports", "sidecar_env", "sidecar_resources",
+    "sidecar_restart_policy", "sidecar_lifecycle", "hold_application", "graceful_exit",
+    "inbound_port_hex", "proxy_uid", "init_image", "init_privileged", "init_capabilities",
+    "init_volume_mounts", "init_args", "ebpf", "bootstrap_secret", "cn_prefix", "service_account",
+})  # fmt: skip
 _PLACEHOLDER = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 _DROP = object()
 
@@ -63,8 +71,29 @@ def load_templates(override_dir: str | Path | None = None) -> Templates:
     for name, kind in (("sidecar.yaml", dict), ("init.yaml", dict), ("volumes.yaml", list)):
         if not isinstance(parsed[name], kind):
             raise TemplateError(f"template {sources[name]} ({name}): expected a YAML {kind.__name__}")
+    for name in TEMPLATE_NAMES:
+        unknown = sorted(_names(parsed[name]) - VALUE_NAMES)
+        if unknown:
+            raise TemplateError(
+                f"template {sources[name]} ({name}): unknown value(s) {', '.join('${' + u + '}' for u in unknown)}; "
+                f"known: {', '.join(sorted(VALUE_NAMES))}"
+            )
     digest = hashlib.sha256("\0".join(texts[n] for n in TEMPLATE_NAMES).encode()).hexdigest()[:12]
     return Templates(parsed["sidecar.yaml"], parsed["init.yaml"], parsed["volumes.yaml"], digest, sources)
+
+
+def _names(node: Any) -> set[str]:
+    """Every placeholder and ``$if`` name used in a parsed template."""
+    if isinstance(node, str):
+        return set(_PLACEHOLDER.findall(node))
+    if isinstance(node, dict):
+        out = {str(node["$if"])} if "$if" in node else set()
+        for value in node.values():
+            out |= _names(value)
+        return out
+    if isinstance(node, list):
+        return set().union(*(_names(item) for item in node)) if node else set()
+    return set()
 
 
 def render(tree: Any, values: Mapping[str, Any]) -> Any:
