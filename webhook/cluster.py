@@ -12,7 +12,7 @@ import dataclasses
 import logging
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -163,21 +163,26 @@ class ClusterServer:
             self.mesh_config.get,
             bootstrap_writer=self.writer,
             on_result=self.events.record,
+            namespace_refresh=self._refresh_namespace,
         )
         self._started = threading.Event()
 
     def _namespace(self, name: str) -> dict[str, Any] | None:
-        """The cached Namespace. The API server only calls us for namespaces its selector says are
-        monitored, so a cached copy that disagrees is stale (labelled a moment ago): read it live."""
-        ns = self.namespaces.get(name)
-        labels = ((ns or {}).get("metadata") or {}).get("labels") or {}
-        if ns is not None and labels.get(c.LABEL_MONITORED_BY) == self.options.mesh_name:
-            return ns
+        return self.namespaces.get(name)
+
+    async def _refresh_namespace(
+        self, name: str, cached: Mapping[str, Any] | None
+    ) -> Mapping[str, Any] | None:
+        """The API server only calls us for namespaces its selector says are monitored, so a cached
+        copy that disagrees is stale (labelled a moment ago): read it live, without blocking the loop."""
+        labels = ((cached or {}).get("metadata") or {}).get("labels") or {}
+        if cached is not None and labels.get(c.LABEL_MONITORED_BY) == self.options.mesh_name:
+            return cached
         try:
-            return self.kube.get(path_for("v1", "namespaces", name=name), timeout=2.0)
+            return await self.writer.aio().get(path_for("v1", "namespaces", name=name), timeout=2.0)
         except KubeError as exc:
             log.warning("namespace %s: cache miss and live read failed: %s", name, exc)
-            return ns
+            return cached
 
     def _certs_for(self, rendered: Rendered) -> dict[str, bytes]:
         issuer = self.certs.issuer

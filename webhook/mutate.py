@@ -48,11 +48,18 @@ class Mutator:
     metrics: Metrics = dataclasses.field(default_factory=Metrics.create)
     bootstrap_writer: BootstrapWriter | None = None
     on_result: ResultHook | None = None
+    # Cluster mode: read a namespace live when the cache looks stale (see ClusterServer).
+    namespace_refresh: (
+        Callable[[str, Mapping[str, Any] | None], Awaitable[Mapping[str, Any] | None]] | None
+    ) = None
 
-    def evaluate(self, request: admission.AdmissionRequest) -> Outcome:
+    def evaluate(
+        self, request: admission.AdmissionRequest, namespace: Mapping[str, Any] | None = None
+    ) -> Outcome:
         pod = request["object"]
         ns_name = request.get("namespace") or (pod.get("metadata") or {}).get("namespace") or "default"
-        namespace = self.namespaces(ns_name)
+        if namespace is None:
+            namespace = self.namespaces(ns_name)
         if namespace is None:
             # Unknown to the cache: treat as not monitored (the webhook's namespaceSelector agrees).
             namespace = {"metadata": {"name": ns_name}}
@@ -70,7 +77,11 @@ class Mutator:
         outcome: Outcome | None = None
         error: str | None = None
         try:
-            outcome = self.evaluate(request)
+            namespace = None
+            if self.namespace_refresh is not None:
+                ns_name = request.get("namespace") or "default"
+                namespace = await self.namespace_refresh(ns_name, self.namespaces(ns_name))
+            outcome = self.evaluate(request, namespace)
             if outcome.denied:
                 result, answer = "denied", admission.deny(uid, outcome.decision.message)
             elif outcome.rendered is None:

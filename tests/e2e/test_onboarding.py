@@ -405,3 +405,34 @@ def test_secret_of_a_pod_that_never_came_is_swept(kube):
         assert err.value.not_found
     finally:
         owners.pods.stop()
+
+
+def test_stale_namespace_cache_is_read_live(cluster, kube, tmp_path):
+    """The API server only calls the webhook for namespaces its selector says are monitored; when the
+    webhook's cache disagrees (labelled a moment ago) it reads the namespace live, off the event loop."""
+    import asyncio
+
+    from webhook.cluster import ClusterOptions, ClusterServer
+    from webhook.inject import Context, load_templates
+    from webhook.kube.webhookconfig import WebhookSettings
+
+    name = make_ns(kube)  # labelled monitored-by=fsm
+    options = ClusterOptions(mesh_name="fsm", mesh_namespace=MESH_NS, cert_dir=tmp_path, cert_hosts=[],
+                             webhook=WebhookSettings("fsm", MESH_NS))  # fmt: skip
+    server = ClusterServer(kube, options, load_templates(), Context())
+    stale = {"metadata": {"name": name, "labels": {}}}
+    fresh = {"metadata": {"name": name, "labels": {"flomesh.io/monitored-by": "fsm"}, "resourceVersion": "x"}}
+
+    async def run():
+        try:
+            live = await server._refresh_namespace(name, stale)
+            missing = await server._refresh_namespace(name, None)
+            cached = await server._refresh_namespace(name, fresh)
+            return live, missing, cached
+        finally:
+            await server.writer.aio().aclose()
+
+    live, missing, cached = asyncio.run(run())
+    assert live["metadata"]["labels"]["flomesh.io/monitored-by"] == "fsm" and live["metadata"]["uid"]
+    assert missing["metadata"]["uid"] == live["metadata"]["uid"]
+    assert cached is fresh, "a cached namespace that is monitored is used as is, with no API call"

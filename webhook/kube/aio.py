@@ -50,18 +50,24 @@ class AsyncKube:
         return headers
 
     async def create(self, path: str, body: Mapping[str, Any], *, timeout: float = 10.0) -> dict[str, Any]:
+        return await self._send("POST", path, orjson.dumps(body), timeout)
+
+    async def get(self, path: str, *, timeout: float = 10.0) -> dict[str, Any]:
+        return await self._send("GET", path, None, timeout)
+
+    async def _send(self, method: str, path: str, content: bytes | None, timeout: float) -> dict[str, Any]:
         try:
-            resp = await self.client.post(
-                path, content=orjson.dumps(body), headers=self._headers(), timeout=timeout
+            resp = await self.client.request(
+                method, path, content=content, headers=self._headers(), timeout=timeout
             )
         except httpx.HTTPError as exc:
-            raise KubeError(0, f"POST {path}: {type(exc).__name__}: {exc}") from None
+            raise KubeError(0, f"{method} {path}: {type(exc).__name__}: {exc}") from None
         if resp.status_code >= 300:
             try:
                 status = resp.json()
-                raise KubeError(resp.status_code, status.get("message", resp.text), status.get("reason", ""))
             except ValueError:
                 raise KubeError(resp.status_code, resp.text) from None
+            raise KubeError(resp.status_code, status.get("message", resp.text), status.get("reason", ""))
         return orjson.loads(resp.content) if resp.content else {}
 
     async def aclose(self) -> None:

@@ -38,6 +38,12 @@ class SecretWriter:
         self.kube, self.certs_for, self.deadline = kube, certs_for, deadline
         self._aio: AsyncKube | None = None  # created on the server's event loop, at first use
 
+    def aio(self) -> AsyncKube:
+        """The async client, created on first use on the server's event loop."""
+        if self._aio is None:
+            self._aio = AsyncKube(self.kube)
+        return self._aio
+
     async def __call__(self, request: dict[str, Any] | Any, rendered: Rendered) -> None:
         namespace = request.get("namespace") or rendered.bootstrap["namespace"]
         certs = self.certs_for(rendered) if self.certs_for else None
