@@ -10,6 +10,7 @@ from fastapi.responses import Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from webhook.mutate import Mutator
+from webhook.validate import Validator
 
 __all__ = ["MAX_BODY_BYTES", "create_app"]
 
@@ -39,6 +40,7 @@ async def _read_body(request: Request) -> bytes | None:
 
 def create_app(mutator: Mutator, *, ready: Callable[[], bool] = lambda: True) -> FastAPI:
     app = FastAPI(title="fsm-onboard", docs_url=None, redoc_url=None, openapi_url=None)
+    validator = Validator(mutator.metrics)
 
     @app.post("/mutate-pod-creation")
     async def mutate(request: Request) -> Response:
@@ -47,6 +49,15 @@ def create_app(mutator: Mutator, *, ready: Callable[[], bool] = lambda: True) ->
             mutator.metrics.bad_requests.labels("(body)").inc()
             return _too_large()
         status, answer = await mutator.review(body)
+        return Response(answer, status_code=status, media_type=JSON)
+
+    @app.post("/validate")
+    async def validate(request: Request) -> Response:
+        body = await _read_body(request)
+        if body is None:
+            mutator.metrics.bad_requests.labels("(body)").inc()
+            return _too_large()
+        status, answer = await validator.review(body)
         return Response(answer, status_code=status, media_type=JSON)
 
     @app.get("/healthz")

@@ -27,7 +27,7 @@ from webhook.kube.bootstrap import SecretOwners, SecretWriter
 from webhook.kube.client import Kube, KubeError, path_for
 from webhook.kube.events import EventRecorder
 from webhook.kube.informer import Informer
-from webhook.kube.webhookconfig import Registrar, WebhookSettings, webhook_config_name
+from webhook.kube.webhookconfig import Registrar, WebhookSettings, validator_config_name, webhook_config_name
 from webhook.meshconfig import MeshConfig, MeshConfigError, parse_mesh_config
 from webhook.mutate import Mutator
 
@@ -147,11 +147,16 @@ class ClusterServer:
             key_pool=self.key_pool,
             trust_domain=o.trust_domain,
             mutating=[webhook_config_name(o.mesh_name)],
+            validating=[validator_config_name(o.mesh_name)],
         )
         self.namespaces = Informer(kube, path_for("v1", "namespaces"), name="namespaces")
         self.mesh_config = MeshConfigSource(kube, o.mesh_namespace)
         self.owners = SecretOwners(kube)
-        self.registrar = Registrar(kube, o.webhook, lambda: self.certs.files.ca.read_bytes())
+        ca_bundle = lambda: self.certs.files.ca.read_bytes()  # noqa: E731 - the trust bundle the manager keeps
+        self.registrars = [
+            Registrar.mutating(kube, o.webhook, ca_bundle),
+            Registrar.validating(kube, o.webhook, ca_bundle),
+        ]
         self.events = EventRecorder(kube)
         # Leave ~2 s of the webhook timeout for everything else in the call.
         deadline = o.secret_deadline or max(1.0, o.webhook.timeout_seconds - 2.0)
@@ -219,11 +224,13 @@ class ClusterServer:
         self._started.set()
 
     def register(self) -> None:
-        """Point the API server at us; call once the HTTPS server listens."""
-        self.registrar.start()
+        """Point the API server at us (mutating and validating); call once the HTTPS server listens."""
+        for registrar in self.registrars:
+            registrar.start()
 
     def stop(self) -> None:
-        self.registrar.stop()
+        for registrar in self.registrars:
+            registrar.stop()
         self.owners.stop()
         self.namespaces.stop()
         self.mesh_config.informer.stop()

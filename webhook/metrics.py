@@ -19,6 +19,7 @@ class Metrics:
     bad_requests: Counter
     events: Counter
     secret_latency: Histogram
+    validations: Counter
 
     @classmethod
     def create(cls) -> Metrics:
@@ -47,6 +48,12 @@ class Metrics:
                 "fsm_onboard_bootstrap_secret_seconds",
                 "Time to create one bootstrap Secret (certificate issue + API call) in the admission path",
                 buckets=_BUCKETS,
+                registry=registry,
+            ),
+            validations=Counter(
+                "fsm_onboard_validations",
+                "Validating admissions (MeshConfig, Namespace) by kind and result",
+                ["kind", "result"],
                 registry=registry,
             ),
             events=Counter(

@@ -436,3 +436,41 @@ def test_stale_namespace_cache_is_read_live(cluster, kube, tmp_path):
     assert live["metadata"]["labels"]["flomesh.io/monitored-by"] == "fsm" and live["metadata"]["uid"]
     assert missing["metadata"]["uid"] == live["metadata"]["uid"]
     assert cached is fresh, "a cached namespace that is monitored is used as is, with no API call"
+
+
+def test_validator_rejects_a_bad_meshconfig_and_bad_namespace_annotations(webhook, kube):
+    vpath = path_for(
+        "admissionregistration.k8s.io/v1", "validatingwebhookconfigurations", name="fsm-validator-fsm"
+    )
+    until(lambda: _exists(kube, vpath), 20, what="the ValidatingWebhookConfiguration")
+    mc_path = path_for("config.flomesh.io/v1alpha3", "meshconfigs", MESH_NS)
+    bad = {"apiVersion": "config.flomesh.io/v1alpha3", "kind": "MeshConfig", "metadata": {"name": "fsm-mesh-config"},
+           "spec": {"traffic": {"enableEgress": "no"}, "sidecar": {"logLevel": "loud"}}}  # fmt: skip
+    with pytest.raises(KubeError) as err:
+        kube.create(mc_path, bad)
+    message = str(err.value)
+    assert (
+        'spec.traffic.enableEgress: expected boolean, got "no"' in message
+        and "spec.sidecar.logLevel" in message
+    )
+    ns = make_ns(kube)  # onboarded: the validator sees it
+    with pytest.raises(KubeError) as err:
+        kube.merge_patch(path_for("v1", "namespaces", name=ns),
+                         {"metadata": {"annotations": {"flomesh.io/sidecar-injection": "sometimes"}}})  # fmt: skip
+    assert "flomesh.io/sidecar-injection" in str(err.value) and "sometimes" in str(err.value)
+    # A namespace outside the mesh is not this webhook's business.
+    other = make_ns(kube, onboard=False)
+    kube.merge_patch(
+        path_for("v1", "namespaces", name=other), {"metadata": {"annotations": {"flomesh.io/metrics": "x"}}}
+    )
+    # Deleted → restored, like the mutating configuration.
+    kube.delete(vpath)
+    until(lambda: _exists(kube, vpath), 2.0, 0.05, what="the validating configuration to come back")
+
+
+def _exists(kube, path):
+    try:
+        kube.get(path)
+        return True
+    except KubeError:
+        return False

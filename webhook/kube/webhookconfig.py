@@ -1,9 +1,9 @@
-"""The MutatingWebhookConfiguration fsm-onboard registers for itself, and the loop that keeps it so.
+"""The webhook configurations fsm-onboard registers for itself, and the loop that keeps them so.
 
-``desired_config`` is pure: REFERENCE §1's selectors and FSM's names, plus what fsm-onboard adds
-(``reinvocationPolicy: IfNeeded``, a configurable ``failurePolicy`` and timeout). ``Registrar``
-creates it, and puts it back whenever an informer sees it deleted or edited (Kopf's managed
-webhook idea: create, 409 is fine, replace on drift).
+``desired_config`` (mutating) and ``desired_validating_config`` are pure: REFERENCE §1's selectors
+and FSM's names, plus what fsm-onboard adds (``reinvocationPolicy: IfNeeded``, a configurable
+``failurePolicy`` and timeout). ``Registrar`` creates one, and puts it back whenever an informer
+sees it deleted or edited (Kopf's managed webhook idea: create, 409 is fine, replace on drift).
 """
 
 from __future__ import annotations
@@ -19,18 +19,32 @@ from webhook import constants as c
 from webhook.kube.client import Kube, KubeError, path_for
 from webhook.kube.informer import Informer
 
-__all__ = ["Registrar", "WebhookSettings", "desired_config", "webhook_config_name"]
+__all__ = [
+    "Registrar",
+    "WebhookSettings",
+    "desired_config",
+    "desired_validating_config",
+    "validator_config_name",
+    "webhook_config_name",
+]
 
 log = logging.getLogger("fsm_onboard.webhookconfig")
 
 API = "admissionregistration.k8s.io/v1"
 PLURAL = "mutatingwebhookconfigurations"
+VALIDATING_PLURAL = "validatingwebhookconfigurations"
 MUTATE_PATH = "/mutate-pod-creation"
+VALIDATE_PATH = "/validate"
 WEBHOOK_NAME = "fsm-inject.k8s.io"
+VALIDATOR_NAME = "fsm-validator.k8s.io"
 
 
 def webhook_config_name(mesh_name: str) -> str:
     return f"fsm-webhook-{mesh_name}"
+
+
+def validator_config_name(mesh_name: str) -> str:
+    return f"fsm-validator-{mesh_name}"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -52,17 +66,79 @@ class WebhookSettings:
             raise ValueError(f"--webhook-url: expected an https:// URL, got {self.url!r}")
 
 
-def desired_config(s: WebhookSettings, ca_bundle: bytes) -> dict[str, Any]:
+def _client_config(s: WebhookSettings, ca_bundle: bytes, path: str) -> dict[str, Any]:
     client_config: dict[str, Any] = {"caBundle": base64.b64encode(ca_bundle).decode()}
     if s.url:
-        client_config["url"] = s.url.rstrip("/") + MUTATE_PATH
+        client_config["url"] = s.url.rstrip("/") + path
     else:
         client_config["service"] = {
             "name": s.service_name,
             "namespace": s.mesh_namespace,
-            "path": MUTATE_PATH,
+            "path": path,
             "port": s.service_port,
         }
+    return client_config
+
+
+def desired_validating_config(s: WebhookSettings, ca_bundle: bytes) -> dict[str, Any]:
+    """fsm-validator: MeshConfigs of this mesh's namespace and onboarded Namespaces, on create/update."""
+    common = {
+        "clientConfig": _client_config(s, ca_bundle, VALIDATE_PATH),
+        "failurePolicy": s.failure_policy,
+        "matchPolicy": "Equivalent",
+        "sideEffects": "None",
+        "admissionReviewVersions": ["v1"],
+        "timeoutSeconds": s.timeout_seconds,
+    }
+    return {
+        "apiVersion": API,
+        "kind": "ValidatingWebhookConfiguration",
+        "metadata": {
+            "name": validator_config_name(s.mesh_name),
+            "labels": {"app.kubernetes.io/managed-by": "fsm-onboard", c.LABEL_MONITORED_BY: s.mesh_name},
+        },
+        "webhooks": [
+            {
+                "name": f"meshconfig.{VALIDATOR_NAME}",
+                **common,
+                "rules": [
+                    {
+                        "operations": ["CREATE", "UPDATE"],
+                        "apiGroups": ["config.flomesh.io"],
+                        "apiVersions": ["*"],
+                        "resources": ["meshconfigs"],
+                        "scope": "Namespaced",
+                    }
+                ],
+                "namespaceSelector": {
+                    "matchExpressions": [
+                        {"key": "kubernetes.io/metadata.name", "operator": "In", "values": [s.mesh_namespace]}
+                    ]
+                },
+                "objectSelector": {},
+            },
+            {
+                "name": f"namespace.{VALIDATOR_NAME}",
+                **common,
+                "rules": [
+                    {
+                        "operations": ["CREATE", "UPDATE"],
+                        "apiGroups": [""],
+                        "apiVersions": ["v1"],
+                        "resources": ["namespaces"],
+                        "scope": "Cluster",
+                    }
+                ],
+                "namespaceSelector": {},
+                # Only namespaces of this mesh: a broken webhook never blocks anybody else's.
+                "objectSelector": {"matchLabels": {c.LABEL_MONITORED_BY: s.mesh_name}},
+            },
+        ],
+    }
+
+
+def desired_config(s: WebhookSettings, ca_bundle: bytes) -> dict[str, Any]:
+    client_config = _client_config(s, ca_bundle, MUTATE_PATH)
     return {
         "apiVersion": API,
         "kind": "MutatingWebhookConfiguration",
@@ -126,35 +202,52 @@ def _drifted(actual: Mapping[str, Any], desired: Mapping[str, Any]) -> bool:
 
 
 class Registrar:
-    """Creates the configuration and restores it within moments of a delete or an edit."""
+    """Creates one webhook configuration and restores it within moments of a delete or an edit."""
 
-    def __init__(self, kube: Kube, settings: WebhookSettings, ca_bundle: Callable[[], bytes]):
-        self.kube, self.settings, self.ca_bundle = kube, settings, ca_bundle
-        self.name = webhook_config_name(settings.mesh_name)
+    def __init__(self, kube: Kube, plural: str, name: str, desired: Callable[[], dict[str, Any]]):
+        self.kube, self.plural, self.name, self.desired = kube, plural, name, desired
+        self.kind = (
+            "ValidatingWebhookConfiguration"
+            if plural == VALIDATING_PLURAL
+            else "MutatingWebhookConfiguration"
+        )
         self.restores = 0
         self._kick = threading.Event()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self.informer = Informer(
             kube,
-            path_for(API, PLURAL),
-            name="webhookconfig",
+            path_for(API, plural),
+            name=f"{plural}/{self.name}",
             params={"fieldSelector": f"metadata.name={self.name}"},
             on_event=lambda kind, obj: self._kick.set(),
         )
 
+    @classmethod
+    def mutating(cls, kube: Kube, s: WebhookSettings, ca_bundle: Callable[[], bytes]) -> Registrar:
+        return cls(kube, PLURAL, webhook_config_name(s.mesh_name), lambda: desired_config(s, ca_bundle()))
+
+    @classmethod
+    def validating(cls, kube: Kube, s: WebhookSettings, ca_bundle: Callable[[], bytes]) -> Registrar:
+        return cls(
+            kube,
+            VALIDATING_PLURAL,
+            validator_config_name(s.mesh_name),
+            lambda: desired_validating_config(s, ca_bundle()),
+        )
+
     def reconcile(self) -> bool:
         """Make the stored configuration match; True when it had to write."""
-        desired = desired_config(self.settings, self.ca_bundle())
-        path = path_for(API, PLURAL, name=self.name)
+        desired = self.desired()
+        path = path_for(API, self.plural, name=self.name)
         try:
             actual = self.kube.get(path)
         except KubeError as exc:
             if not exc.not_found:
                 raise
             try:
-                self.kube.create(path_for(API, PLURAL), desired)
-                log.info("created MutatingWebhookConfiguration %s", self.name)
+                self.kube.create(path_for(API, self.plural), desired)
+                log.info("created %s %s", self.kind, self.name)
             except KubeError as again:
                 if not again.conflict:
                     raise
@@ -163,7 +256,7 @@ class Registrar:
             return False
         desired["metadata"]["resourceVersion"] = actual["metadata"]["resourceVersion"]
         self.kube.replace(path, desired)
-        log.info("restored MutatingWebhookConfiguration %s", self.name)
+        log.info("restored %s %s", self.kind, self.name)
         return True
 
     def start(self, resync: float = 30.0) -> None:
@@ -180,7 +273,7 @@ class Registrar:
                     if self.reconcile():
                         self.restores += 1
                 except KubeError as exc:
-                    log.warning("webhook configuration %s: %s; retrying", self.name, exc)
+                    log.warning("%s %s: %s; retrying", self.kind, self.name, exc)
                     self._stop.wait(1.0)
                     self._kick.set()
 
@@ -196,7 +289,7 @@ class Registrar:
 
     def delete(self) -> None:
         try:
-            self.kube.delete(path_for(API, PLURAL, name=self.name))
+            self.kube.delete(path_for(API, self.plural, name=self.name))
         except KubeError as exc:
             if not exc.not_found:
                 raise
