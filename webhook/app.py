@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 
 import orjson
 from fastapi import FastAPI, Request
@@ -42,23 +42,19 @@ def create_app(mutator: Mutator, *, ready: Callable[[], bool] = lambda: True) ->
     app = FastAPI(title="fsm-onboard", docs_url=None, redoc_url=None, openapi_url=None)
     validator = Validator(mutator.metrics)
 
-    @app.post("/mutate-pod-creation")
-    async def mutate(request: Request) -> Response:
-        body = await _read_body(request)
-        if body is None:
-            mutator.metrics.bad_requests.labels("(body)").inc()
-            return _too_large()
-        status, answer = await mutator.review(body)
-        return Response(answer, status_code=status, media_type=JSON)
+    def admission_route(path: str, review: Callable[[bytes], Awaitable[tuple[int, bytes]]]) -> None:
+        async def handle(request: Request) -> Response:
+            body = await _read_body(request)
+            if body is None:
+                mutator.metrics.bad_requests.labels("(body)").inc()
+                return _too_large()
+            status, answer = await review(body)
+            return Response(answer, status_code=status, media_type=JSON)
 
-    @app.post("/validate")
-    async def validate(request: Request) -> Response:
-        body = await _read_body(request)
-        if body is None:
-            mutator.metrics.bad_requests.labels("(body)").inc()
-            return _too_large()
-        status, answer = await validator.review(body)
-        return Response(answer, status_code=status, media_type=JSON)
+        app.add_api_route(path, handle, methods=["POST"])
+
+    admission_route("/mutate-pod-creation", mutator.review)
+    admission_route("/validate", validator.review)
 
     @app.get("/healthz")
     async def healthz() -> Response:
