@@ -13,6 +13,8 @@ from typing import Any, TypedDict
 
 import orjson
 
+from webhook.inject.shape import pod_shape_problem
+
 __all__ = [
     "AdmissionRequest",
     "ReviewError",
@@ -78,22 +80,12 @@ def parse_review(body: bytes, *, kinds: tuple[str, ...] = ("Pod",)) -> Admission
         raise ReviewError("request.kind", f"expected one of {', '.join(kinds)}, got {kind_name!r}")
     if "dryRun" in request and not isinstance(request["dryRun"], bool):
         raise ReviewError("request.dryRun", "expected a boolean")
-    for field in ("metadata", "spec"):
-        if field in obj and not isinstance(obj[field], dict):
-            raise ReviewError(f"request.object.{field}", "expected an object")
-    spec = obj.get("spec") or {}
-    for field in ("containers", "initContainers", "volumes"):
-        if field in spec and not isinstance(spec[field], list):
-            raise ReviewError(f"request.object.spec.{field}", "expected a list")
-        if any(not isinstance(item, dict) for item in spec.get(field) or []):
-            raise ReviewError(f"request.object.spec.{field}", "expected a list of objects")
-    meta = obj.get("metadata") or {}
-    for field in ("labels", "annotations"):
-        value = meta.get(field)
-        if value is not None and (
-            not isinstance(value, dict) or not all(isinstance(v, str) for v in value.values())
-        ):
-            raise ReviewError(f"request.object.metadata.{field}", "expected a map of strings")
+    if "namespace" in request and not isinstance(request["namespace"], str):
+        raise ReviewError("request.namespace", "expected a string")
+    if kind_name == "Pod":
+        problem = pod_shape_problem(obj)
+        if problem is not None:
+            raise ReviewError(f"request.object.{problem[0]}", problem[1])
     return request  # type: ignore[return-value]
 
 

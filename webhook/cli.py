@@ -269,6 +269,26 @@ def cmd_namespace(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_uninstall(args: argparse.Namespace) -> int:
+    from webhook.kube.client import KubeError, connect
+    from webhook.kube.webhookconfig import Registrar, WebhookSettings
+
+    try:
+        kube = connect(args.kubeconfig)
+        settings = WebhookSettings(args.mesh_name, args.mesh_namespace)
+        for registrar in (
+            Registrar.mutating(kube, settings, bytes),
+            Registrar.validating(kube, settings, bytes),
+        ):
+            registrar.delete()
+            print(f"deleted {registrar.kind} {registrar.name} (if it existed)")
+    except KubeError as exc:
+        print(f"fsm-onboard: error: {exc}", file=sys.stderr)
+        return 1
+    print("Stop the fsm-onboard server first, or it registers them again. Pods keep their sidecars.")
+    return 0
+
+
 def _add_namespace_commands(sub: Any) -> None:
     ns = sub.add_parser("namespace", help="onboard namespaces into the mesh (like `fsm namespace`)")
     ns_sub = ns.add_subparsers(dest="ns_command", required=True, metavar="add|remove|list")
@@ -338,6 +358,13 @@ def build_parser() -> argparse.ArgumentParser:
 
     _add_namespace_commands(sub)
     add_certs_commands(sub)
+    uninstall = sub.add_parser(
+        "uninstall", help="delete the webhook configurations the server registered (before `helm uninstall`)"
+    )
+    uninstall.add_argument("--mesh-name", default=c.DEFAULT_MESH_NAME)
+    uninstall.add_argument("--mesh-namespace", default=c.DEFAULT_MESH_NAMESPACE)
+    uninstall.add_argument("--kubeconfig", help="kubeconfig file (default: in-cluster config)")
+    uninstall.set_defaults(func=cmd_uninstall)
     return parser
 
 

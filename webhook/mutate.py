@@ -100,8 +100,13 @@ class Mutator:
             answer = admission.deny(uid, error, code=500, reason="InternalError")
         self.metrics.admissions.labels(result, reason).inc()
         if self.on_result is not None:
-            ns = request.get("namespace") or "default"
-            recorded = self.on_result(request["object"], ns, outcome, error)
+            try:
+                recorded = self.on_result(
+                    request["object"], request.get("namespace") or "default", outcome, error
+                )
+            except Exception as exc:  # an Event is a courtesy; the answer stands
+                log.warning("admission %s: recording the Event failed: %s", uid, exc)
+                recorded = None
             if recorded:
                 self.metrics.events.labels(recorded).inc()
         self.metrics.latency.observe(time.perf_counter() - started)

@@ -18,6 +18,7 @@ import yaml
 from webhook import constants as c
 from webhook.inject import Context, Outcome, Templates, inject
 from webhook.inject.bootstrap import bootstrap_secret
+from webhook.inject.shape import pod_shape_problem
 from webhook.meshconfig import MeshConfig
 
 __all__ = ["ManifestError", "explain_documents", "inject_documents", "load_documents", "onboarded_namespace"]
@@ -94,6 +95,7 @@ def _targets(docs: list[Any], default_ns: str) -> Iterator[Target]:
             name = str(meta.get("name", "")) if isinstance(meta, dict) else ""
             ns = str(meta.get("namespace") or default_ns) if isinstance(meta, dict) else default_ns
             if kind == "Pod":
+                _check_shape(obj, index, kind, name, "")
                 yield Target(index, kind, name, ns, obj, None, "")
                 continue
             path = TEMPLATE_PATHS.get(kind)
@@ -105,7 +107,14 @@ def _targets(docs: list[Any], default_ns: str) -> Iterator[Target]:
             template = holder.get(path[-1]) if isinstance(holder, dict) else None
             if not isinstance(template, dict):
                 raise ManifestError(f"document {index}: {kind} {name!r} has no {'.'.join(path)}")
+            _check_shape(template, index, kind, name, ".".join(path) + ".")
             yield Target(index, kind, name, ns, template, holder, path[-1])
+
+
+def _check_shape(pod: dict[str, Any], index: int, kind: str, name: str, prefix: str) -> None:
+    problem = pod_shape_problem(pod)
+    if problem is not None:
+        raise ManifestError(f"document {index}: {kind} {name!r}: {prefix}{problem[0]}: {problem[1]}")
 
 
 def inject_documents(
@@ -137,7 +146,7 @@ def inject_documents(
         else:
             t.holder[t.key] = outcome.rendered.pod
         if with_secrets:
-            secrets.append(_plain_secret(bootstrap_secret(outcome.rendered, t.namespace)))
+            secrets.append(_plain_secret(bootstrap_secret(outcome.rendered, t.namespace, source="offline")))
     return docs + secrets, warnings
 
 

@@ -199,3 +199,11 @@ def test_bad_template_is_a_clear_error(tmp_path, text, message):
     r = run("inject", "-f", str(DEMO), "--template-dir", str(tmp_path))
     assert r.returncode == 2, (r.stdout, r.stderr)
     assert message in r.stderr and "Traceback" not in r.stderr
+
+
+def test_empty_labels_in_a_manifest_are_fine():
+    manifest = "kind: Deployment\napiVersion: apps/v1\nmetadata: {name: d}\nspec:\n  template:\n    metadata:\n      labels:\n    spec:\n      containers: [{name: a, image: a}]\n"
+    r = run("inject", "-f", "-", "--no-secrets", stdin=manifest)
+    assert r.returncode == 0, r.stderr
+    tmpl = yaml.safe_load(r.stdout)["spec"]["template"]
+    assert "fsm-proxy-uuid" in tmpl["metadata"]["labels"]

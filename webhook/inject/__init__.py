@@ -13,7 +13,7 @@ from typing import Any
 
 from webhook.inject.decide import Decision, Reason, decide, is_injected
 from webhook.inject.patch import make_patch
-from webhook.inject.render import Context, Rendered, render_pod
+from webhook.inject.render import Context, InjectionConflict, Rendered, render_pod
 from webhook.inject.settings import AnnotationError, Settings, resolve_settings
 from webhook.inject.templates import Templates, load_templates
 from webhook.meshconfig import MeshConfig
@@ -81,5 +81,8 @@ def inject(
         or "default"
     )
     original = _strip(pod)
-    rendered = render_pod(original, ns_name, settings, templates, ctx, new_uuid())
+    try:
+        rendered = render_pod(original, ns_name, settings, templates, ctx, new_uuid())
+    except InjectionConflict as exc:
+        return Outcome(Decision(False, Reason.NAME_CONFLICT, error=str(exc)))
     return Outcome(decision, rendered, make_patch(original, rendered.pod))

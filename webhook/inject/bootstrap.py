@@ -10,7 +10,10 @@ import yaml
 
 from webhook.inject.render import Rendered
 
-__all__ = ["bootstrap_secret"]
+__all__ = ["SOURCE_LABEL", "bootstrap_secret"]
+
+
+SOURCE_LABEL = "fsm-onboard.flomesh.io/source"
 
 
 def bootstrap_secret(
@@ -18,17 +21,25 @@ def bootstrap_secret(
     namespace: str,
     certs: Mapping[str, bytes] | None = None,
     owner: Mapping[str, Any] | None = None,
+    *,
+    source: str = "admission",
 ) -> dict[str, Any]:
     """The Secret object: ``bootstrap.yaml`` plus, when given, ``cacert.pem``/``repo_cert.pem``/``repo_key.pem``.
 
     ``owner`` is an ownerReference (the pod, once it exists) so the Secret goes away with it.
+    ``source`` says who made it: only ``admission`` Secrets (one per pod) are owned and swept by the
+    server; an ``offline`` one (``fsm-onboard inject``) is shared by a workload's replicas.
     """
     data = {"bootstrap.yaml": yaml.safe_dump(rendered.bootstrap, sort_keys=False).encode()}
     data.update(certs or {})
     meta: dict[str, Any] = {
         "name": rendered.secret_name,
         "namespace": namespace,
-        "labels": {"fsm-proxy-uuid": rendered.uuid, "app.kubernetes.io/managed-by": "fsm-onboard"},
+        "labels": {
+            "fsm-proxy-uuid": rendered.uuid,
+            "app.kubernetes.io/managed-by": "fsm-onboard",
+            SOURCE_LABEL: source,
+        },
     }
     if owner:
         meta["ownerReferences"] = [dict(owner)]

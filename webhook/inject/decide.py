@@ -25,6 +25,7 @@ class Reason(enum.StrEnum):
     NAMESPACE_NOT_MONITORED = "namespace-not-monitored"
     ALREADY_INJECTED = "already-injected"
     INVALID_ANNOTATION = "invalid-annotation"
+    NAME_CONFLICT = "name-conflict"
     POD_ENABLED = "pod-enabled"
     POD_DISABLED = "pod-disabled"
     NAMESPACE_ENABLED = "namespace-enabled"
@@ -44,6 +45,7 @@ _SENTENCES = {
     Reason.NAMESPACE_NOT_MONITORED: f"the namespace is not labelled {c.LABEL_MONITORED_BY}=<this mesh>",
     Reason.ALREADY_INJECTED: "the pod already carries the sidecar",
     Reason.INVALID_ANNOTATION: f"an {c.ANN_SIDECAR_INJECTION} annotation has an invalid value",
+    Reason.NAME_CONFLICT: "the pod already uses a container or volume name the injection adds",
     Reason.POD_ENABLED: f"the pod is annotated {c.ANN_SIDECAR_INJECTION}: enabled",
     Reason.POD_DISABLED: f"the pod is annotated {c.ANN_SIDECAR_INJECTION}: disabled",
     Reason.NAMESPACE_ENABLED: f"the namespace is annotated {c.ANN_SIDECAR_INJECTION}: enabled",

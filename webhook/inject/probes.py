@@ -47,15 +47,24 @@ class ProbeRewrite:
     warnings: list[str]
 
 
+def _valid(port: int) -> int | None:
+    return port if 1 <= port <= 65535 else None
+
+
 def _resolve_port(port: Any, container: Mapping[str, Any]) -> int | None:
+    """The probe's port as a number, or None when it is not a valid port (the probe is then left
+    as is, so the API server's own validation still sees and rejects it)."""
     if isinstance(port, int) and not isinstance(port, bool):
-        return port
+        return _valid(port)
     if isinstance(port, str):
-        if port.isdigit():
-            return int(port)
-        for declared in container.get("ports") or []:
-            if declared.get("name") == port and isinstance(declared.get("containerPort"), int):
-                return int(declared["containerPort"])
+        if port.isascii() and port.isdigit():
+            return _valid(int(port))
+        declared_ports = container.get("ports")
+        for declared in declared_ports if isinstance(declared_ports, list) else []:
+            if isinstance(declared, Mapping) and declared.get("name") == port:
+                number = declared.get("containerPort")
+                if isinstance(number, int) and not isinstance(number, bool):
+                    return _valid(number)
     return None
 
 
@@ -67,19 +76,24 @@ def _rewrite_one(
     handler = next((h for h in _HANDLERS if h in probe), None)
     if handler is None or handler == "exec":
         return None
+    if not isinstance(probe[handler], Mapping):
+        out.warnings.append(f"container {name!r}: {kind}.{handler} is not an object; probe left as is")
+        return None
     if handler == "grpc":
-        port = _resolve_port((probe.get("grpc") or {}).get("port"), container)
-        if port is not None:
-            out.inbound_port_exclusions.append(port)
+        port = _resolve_port(probe["grpc"].get("port"), container)
+        if port is None:
+            out.warnings.append(f"container {name!r}: gRPC {kind} has no valid port; probe left as is")
+            return None
+        out.inbound_port_exclusions.append(port)
         out.warnings.append(
             f"container {name!r}: gRPC {kind} left as is; port {port} is excluded from inbound interception"
         )
         return None
-    target = probe[handler] or {}
+    target = probe[handler]
     port = _resolve_port(target.get("port"), container)
     if port is None:
         out.warnings.append(
-            f"container {name!r}: {kind} port {target.get('port')!r} is not declared; probe left as is"
+            f"container {name!r}: {kind} port {target.get('port')!r} is not a valid or declared port; probe left as is"
         )
         return None
     original: dict[str, Any] = {"container": name, "probe": kind, "port": port}

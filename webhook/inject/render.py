@@ -49,8 +49,9 @@ class Rendered:
 
 def _controller(pod: Mapping[str, Any]) -> tuple[str, str]:
     """POD_CONTROLLER_KIND/NAME as FSM derives them (ReplicaSet foo-abc12 → Deployment foo)."""
-    for ref in (pod.get("metadata") or {}).get("ownerReferences") or []:
-        if ref.get("controller"):
+    refs = (pod.get("metadata") or {}).get("ownerReferences")
+    for ref in refs if isinstance(refs, list) else []:
+        if isinstance(ref, Mapping) and ref.get("controller"):
             kind, name = str(ref.get("kind", "")), str(ref.get("name", ""))
             if kind == "ReplicaSet" and "-" in name:
                 return "Deployment", name.rsplit("-", 1)[0]
@@ -144,6 +145,37 @@ def _values(
     }
 
 
+class InjectionConflict(ValueError):
+    """The pod already uses a name the injection adds, or mounts one of its volumes."""
+
+
+def _check_conflicts(
+    app_containers: list[dict[str, Any]],
+    app_volumes: list[dict[str, Any]],
+    added_containers: list[dict[str, Any]],
+    added_volumes: list[dict[str, Any]],
+) -> None:
+    """Refuse rather than produce a pod the API server rejects ("Duplicate value"), or one whose
+    own containers could reach the node paths an eBPF-mode fsm-init mounts."""
+    ours = {v["name"] for v in added_volumes}
+    problems = []
+    for ct in app_containers:
+        if ct.get("name") in {a["name"] for a in added_containers}:
+            problems.append(f"it already has a container named {ct['name']!r}")
+        for mount in ct.get("volumeMounts") or []:
+            if isinstance(mount, Mapping) and mount.get("name") in ours:
+                problems.append(
+                    f"container {ct.get('name')!r} mounts {mount['name']!r}, a volume fsm-onboard adds"
+                )
+    problems += [
+        f"it already has a volume named {v['name']!r}"
+        for v in app_volumes
+        if isinstance(v, Mapping) and v.get("name") in ours
+    ]
+    if problems:
+        raise InjectionConflict("cannot inject the sidecar: " + "; ".join(problems))
+
+
 def render_pod(
     pod: Mapping[str, Any],
     namespace: str,
@@ -154,8 +186,9 @@ def render_pod(
 ) -> Rendered:
     """The injected pod. ``namespace`` is the pod's namespace name (a create may not carry it)."""
     out: dict[str, Any] = orjson.loads(orjson.dumps(pod))
-    meta = out.setdefault("metadata", {})
-    spec = out.setdefault("spec", {})
+    # `labels:` left empty in YAML arrives as null: treat every such map as empty.
+    meta = out["metadata"] = out.get("metadata") or {}
+    spec = out["spec"] = out.get("spec") or {}
     probes = rewrite_probes(spec.get("containers") or [])
     values = _values(out, namespace, settings, ctx, uuid, probes.sidecar_ports)
     values["init_args"] = init_args(settings, probes.inbound_port_exclusions)
@@ -165,6 +198,7 @@ def render_pod(
 
     containers = probes.containers
     init_containers = list(spec.get("initContainers") or [])
+    _check_conflicts(containers + init_containers, spec.get("volumes") or [], [sidecar, init], volumes)
     if settings.native_sidecar:
         # fsm-init, then the sidecar, then the app's own init containers: those run meshed.
         init_containers = [init, sidecar, *init_containers]
@@ -176,9 +210,9 @@ def render_pod(
     spec["initContainers"] = init_containers
     spec["volumes"] = [*(spec.get("volumes") or []), *volumes]
 
-    labels = meta.setdefault("labels", {})
+    labels = meta["labels"] = meta.get("labels") or {}
     labels[c.LABEL_PROXY_UUID] = uuid
-    annotations = meta.setdefault("annotations", {})
+    annotations = meta["annotations"] = meta.get("annotations") or {}
     if settings.metrics:
         annotations[c.ANN_PROM_SCRAPE] = "true"
         annotations[c.ANN_PROM_PORT] = str(c.PORT_METRICS)

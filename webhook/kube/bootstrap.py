@@ -19,7 +19,7 @@ from typing import Any
 
 from webhook import constants as c
 from webhook.inject import Rendered
-from webhook.inject.bootstrap import bootstrap_secret
+from webhook.inject.bootstrap import SOURCE_LABEL, bootstrap_secret
 from webhook.kube.aio import AsyncKube
 from webhook.kube.client import Kube, KubeError, path_for
 from webhook.kube.informer import Informer
@@ -28,7 +28,8 @@ from webhook.periodic import Periodic
 __all__ = ["MANAGED_SELECTOR", "SecretOwners", "SecretWriter"]
 
 log = logging.getLogger("fsm_onboard.bootstrap")
-MANAGED_SELECTOR = f"app.kubernetes.io/managed-by=fsm-onboard,{c.LABEL_PROXY_UUID}"
+# Only Secrets created in admission calls (one per pod) are owned and swept; offline ones are shared.
+MANAGED_SELECTOR = f"app.kubernetes.io/managed-by=fsm-onboard,{SOURCE_LABEL}=admission,{c.LABEL_PROXY_UUID}"
 
 
 class SecretWriter:
@@ -105,6 +106,7 @@ class SecretOwners:
 
     def _on_pod(self, kind: str, pod: dict[str, Any]) -> None:
         if kind == "DELETED":
+            self._done.discard((pod.get("metadata") or {}).get("uid"))
             return
         meta = pod.get("metadata") or {}
         uid, uuid = meta.get("uid"), (meta.get("labels") or {}).get(c.LABEL_PROXY_UUID)
@@ -119,7 +121,20 @@ class SecretOwners:
         ref = {"apiVersion": "v1", "kind": "Pod", "name": meta["name"], "uid": meta["uid"]}
         path = path_for("v1", "secrets", meta["namespace"], c.BOOTSTRAP_SECRET_PREFIX + uuid)
         try:
-            self.kube.merge_patch(path, {"metadata": {"ownerReferences": [ref]}})
+            secret = self.kube.get(path)
+            secret_meta = secret.get("metadata") or {}
+            # Only a Secret an admission call made for exactly one pod, and only once: an offline
+            # Secret is shared by a workload's replicas, and a copied pod must not take over another's.
+            if (secret_meta.get("labels") or {}).get(SOURCE_LABEL) != "admission" or secret_meta.get(
+                "ownerReferences"
+            ):
+                self._done.add(meta["uid"])
+                return False
+            # resourceVersion makes the patch conditional: if anyone changed it meanwhile, retry later.
+            patch = {
+                "metadata": {"ownerReferences": [ref], "resourceVersion": secret_meta.get("resourceVersion")}
+            }
+            self.kube.merge_patch(path, patch)
         except KubeError as exc:
             if exc.not_found:  # injected offline, or by FSM: nothing of ours to own
                 self._done.add(meta["uid"])
@@ -162,7 +177,10 @@ class SecretOwners:
             except queue.Empty:
                 continue
             self._queued.discard(pod["metadata"]["uid"])
-            self.own(pod)
+            try:
+                self.own(pod)
+            except Exception as exc:  # keep the worker alive; the next pod event retries
+                log.warning("ownerReference for pod %s: %s", pod["metadata"].get("name"), exc)
             self._stop.wait(self.patch_interval)
 
     def start(self) -> None:

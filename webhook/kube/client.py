@@ -96,8 +96,13 @@ class Kube:
         headers: Mapping[str, str] = JSON_HEADERS,
     ) -> dict[str, Any]:
         resp = self._call(method, path, body, params, timeout, headers, stream=False)
-        data = resp.data
-        return orjson.loads(data) if data else {}
+        try:
+            data = resp.data
+            return orjson.loads(data) if data else {}
+        except Exception as exc:  # a connection cut mid-body, or a body that is not JSON
+            raise KubeError(
+                0, f"{method} {path}: reading the response: {type(exc).__name__}: {exc}"
+            ) from None
 
     def get(self, path: str, **kw: Any) -> dict[str, Any]:
         return self.request("GET", path, **kw)

@@ -8,13 +8,14 @@ runs in a thread and a failure is only logged.
 from __future__ import annotations
 
 import logging
+import queue
 import threading
 import uuid
 from datetime import UTC, datetime
 from typing import Any
 
 from webhook.inject import Outcome, Reason
-from webhook.kube.client import Kube, KubeError, path_for
+from webhook.kube.client import Kube, path_for
 
 __all__ = ["EventRecorder", "event_for"]
 
@@ -38,7 +39,12 @@ def event_for(
     else:
         return None
     meta = pod.get("metadata") or {}
-    owner = next((r for r in meta.get("ownerReferences") or [] if r.get("controller")), None)
+    refs = meta.get("ownerReferences")
+    owner = (
+        next((r for r in refs if isinstance(r, dict) and r.get("controller")), None)
+        if isinstance(refs, list)
+        else None
+    )
     if owner:
         involved = {
             "apiVersion": owner.get("apiVersion"),
@@ -75,8 +81,15 @@ def event_for(
 
 
 class EventRecorder:
-    def __init__(self, kube: Kube):
+    """Posts Events from one worker thread; a burst beyond ``capacity`` pending Events is dropped
+    (and counted) rather than growing threads or memory during a storm of denials."""
+
+    def __init__(self, kube: Kube, capacity: int = 1000):
         self.kube = kube
+        self.dropped = 0
+        self._queue: queue.Queue[dict[str, Any]] = queue.Queue(maxsize=capacity)
+        self._worker: threading.Thread | None = None
+        self._lock = threading.Lock()
 
     def record(
         self, pod: dict[str, Any], namespace: str, outcome: Outcome | None, error: str | None
@@ -84,11 +97,21 @@ class EventRecorder:
         event = event_for(pod, namespace, outcome, error, datetime.now(UTC))
         if event is None:
             return None
-        threading.Thread(target=self._post, args=(event,), daemon=True).start()
+        with self._lock:
+            if self._worker is None:
+                self._worker = threading.Thread(target=self._drain, name="event-recorder", daemon=True)
+                self._worker.start()
+        try:
+            self._queue.put_nowait(event)
+        except queue.Full:
+            self.dropped += 1
+            return None
         return str(event["reason"])
 
-    def _post(self, event: dict[str, Any]) -> None:
-        try:
-            self.kube.create(path_for("v1", "events", event["metadata"]["namespace"]), event)
-        except KubeError as exc:
-            log.warning("could not record Event %s: %s", event["reason"], exc)
+    def _drain(self) -> None:
+        while True:
+            event = self._queue.get()
+            try:
+                self.kube.create(path_for("v1", "events", event["metadata"]["namespace"]), event)
+            except Exception as exc:  # an Event is a courtesy: log and go on
+                log.warning("could not record Event %s: %s", event["reason"], exc)

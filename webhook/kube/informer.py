@@ -126,11 +126,13 @@ class Informer:
     def _run(self) -> None:
         backoff = 0.2
         need_list = True
+        failures = 0
         while not self._stop.is_set():
             try:
                 if need_list:
                     self._list()
                     need_list = False
+                    failures = 0
                 with self._lock:
                     rv = self.resource_version
                 self._stream = self.kube.watch(
@@ -144,17 +146,24 @@ class Informer:
                             code, str(obj.get("message") or "watch error"), str(obj.get("reason") or "")
                         )
                     self._apply(kind, obj)
-                    backoff = 0.2
-            except KubeError as exc:
+                    backoff, failures = 0.2, 0
+            except Exception as exc:  # nothing may kill the informer thread
                 if self._stop.is_set():
                     return
-                if exc.gone:
+                err = exc if isinstance(exc, KubeError) else KubeError(0, f"{type(exc).__name__}: {exc}")
+                if err.gone:
                     self.relists += 1
-                    log.info("informer %s: %s; relisting", self.name, exc)
+                    log.info("informer %s: %s; relisting", self.name, err)
                     need_list = True
                     continue
                 self.errors += 1
-                log.warning("informer %s: %s; retrying in %.1fs", self.name, exc, backoff)
+                failures += 1
+                if failures >= 3 and self.synced.is_set():
+                    # The cache may be going stale: say so on /readyz until a relist succeeds.
+                    log.warning("informer %s: %d failures in a row; marking not synced", self.name, failures)
+                    self.synced.clear()
+                    need_list = True
+                log.warning("informer %s: %s; retrying in %.1fs", self.name, err, backoff)
                 self._stop.wait(backoff)
                 backoff = min(backoff * 2, 30.0)
                 if self.errors % 5 == 0:

@@ -272,7 +272,7 @@ class Registrar:
                 try:
                     if self.reconcile():
                         self.restores += 1
-                except KubeError as exc:
+                except Exception as exc:  # keep reconciling: a dead loop would leave a deleted config gone
                     log.warning("%s %s: %s; retrying", self.kind, self.name, exc)
                     self._stop.wait(1.0)
                     self._kick.set()
