@@ -389,7 +389,11 @@ def test_secret_of_a_pod_that_never_came_is_swept(kube):
         {
             "metadata": {
                 "name": f"sidecar-bootstrap-config-{orphan_uuid}",
-                "labels": {"fsm-proxy-uuid": orphan_uuid, "app.kubernetes.io/managed-by": "fsm-onboard"},
+                "labels": {
+                    "fsm-proxy-uuid": orphan_uuid,
+                    "app.kubernetes.io/managed-by": "fsm-onboard",
+                    "fsm-onboard.flomesh.io/source": "admission",
+                },
             },
             "data": {},
         },
@@ -474,3 +478,57 @@ def _exists(kube, path):
         return True
     except KubeError:
         return False
+
+
+def test_offline_secret_shared_by_replicas_is_never_owned_or_swept(kube):
+    """`fsm-onboard inject` gives a workload one Secret for all its replicas: the server must not make
+    any one replica its owner (deleting that pod would delete every replica's config) nor sweep it."""
+    from webhook.kube.bootstrap import SecretOwners
+
+    ns = make_ns(kube, onboard=False)
+    r = subprocess.run(
+        [str(BIN / "fsm-onboard"), "inject", "-f", "-", "-n", ns],
+        input=f"apiVersion: v1\nkind: Pod\nmetadata: {{name: one, namespace: {ns}}}\nspec: {{containers: [{{name: a, image: a}}]}}\n",
+        capture_output=True, text=True, timeout=30,
+    )  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    import yaml
+
+    docs = list(yaml.safe_load_all(r.stdout))
+    secret = next(d for d in docs if d["kind"] == "Secret")
+    assert secret["metadata"]["labels"]["fsm-onboard.flomesh.io/source"] == "offline"
+    shared = secret["metadata"]["labels"]["fsm-proxy-uuid"]
+    kube.create(path_for("v1", "secrets", ns), secret)
+    template = next(d for d in docs if d["kind"] == "Pod")
+    for name in ("one", "two"):
+        template["metadata"]["name"] = name
+        kube.create(path_for("v1", "pods", ns), template)
+    owners = SecretOwners(kube)
+    owners.pods.start()
+    try:
+        assert owners.pods.wait_synced(10)
+        for p in kube.get(path_for("v1", "pods", ns))["items"]:
+            assert owners.own(p) is False
+        stored = kube.get(path_for("v1", "secrets", ns, f"sidecar-bootstrap-config-{shared}"))
+        assert not stored["metadata"].get("ownerReferences")
+        owners.sweep(now=time.time() + 3600)
+        kube.get(path_for("v1", "secrets", ns, f"sidecar-bootstrap-config-{shared}"))  # still there
+    finally:
+        owners.pods.stop()
+
+
+def test_uninstall_removes_both_webhook_configurations(cluster, kube):
+    from webhook.kube.webhookconfig import Registrar, WebhookSettings
+
+    settings = WebhookSettings("uninstall-test", MESH_NS, url="https://127.0.0.1:1")
+    for registrar in (
+        Registrar.mutating(kube, settings, lambda: b"CA"),
+        Registrar.validating(kube, settings, lambda: b"CA"),
+    ):
+        registrar.reconcile()
+    r = subprocess.run([str(BIN / "fsm-onboard"), "uninstall", "--mesh-name", "uninstall-test",
+                        "--kubeconfig", str(cluster.kubeconfig)], capture_output=True, text=True, timeout=30)  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    for plural, name in (("mutatingwebhookconfigurations", "fsm-webhook-uninstall-test"),
+                         ("validatingwebhookconfigurations", "fsm-validator-uninstall-test")):  # fmt: skip
+        assert not _exists(kube, path_for("admissionregistration.k8s.io/v1", plural, name=name))
