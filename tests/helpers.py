@@ -72,7 +72,7 @@ def serve_cluster(kubeconfig: Path, workdir: Path) -> Iterator[tuple[int, Path]]
     cert_dir = workdir / "certs"
     log = workdir / "serve.log"
     args = ["--kubeconfig", str(kubeconfig), "--webhook-url", f"https://127.0.0.1:{port}",
-            "--cert-dir", str(cert_dir), "--log-level", "info"]  # fmt: skip
+            "--cert-dir", str(cert_dir), "--log-level", "info", "--service-cert-check-interval", "1"]  # fmt: skip
     with open(log, "w") as out:
         try:
             with _serve(args, port, out, 60):

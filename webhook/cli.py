@@ -205,6 +205,7 @@ def _serve_cluster(args: argparse.Namespace, templates: Templates) -> int:
         cert_hosts=args.cert_host,
         webhook=webhook,
         trust_domain=args.trust_domain,
+        service_cert_interval=args.service_cert_check_interval,
     )
     # Context from FSM's default repo settings; the live MeshConfig decides per admission.
     ctx = Context(
@@ -342,6 +343,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     serve.add_argument("--failure-policy", default="Fail", help="Fail (default) or Ignore")
     serve.add_argument("--webhook-timeout", type=int, default=10, help="seconds, 1-30 (default 10)")
+    serve.add_argument(
+        "--service-cert-check-interval",
+        type=float,
+        default=30.0,
+        help="seconds between service cert renewal checks",
+    )
     _add_mesh_args(serve)
     serve.set_defaults(func=cmd_serve)
 

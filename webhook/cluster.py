@@ -13,6 +13,7 @@ import logging
 import threading
 import time
 from collections.abc import Mapping, Sequence
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +23,8 @@ from webhook import constants as c
 from webhook.certs.issuer import bootstrap_secret_data
 from webhook.certs.manager import MeshCertManager
 from webhook.certs.pool import KeyPool
+from webhook.certs.service import ServiceCertCache
+from webhook.controller.servicecerts import ServiceCertPusher, service_data
 from webhook.inject import Context, Rendered, Templates
 from webhook.kube.bootstrap import SecretOwners, SecretWriter
 from webhook.kube.client import Kube, KubeError, path_for
@@ -30,6 +33,7 @@ from webhook.kube.informer import Informer
 from webhook.kube.webhookconfig import Registrar, WebhookSettings, validator_config_name, webhook_config_name
 from webhook.meshconfig import MeshConfig, MeshConfigError, parse_mesh_config
 from webhook.mutate import Mutator
+from webhook.values import parse_duration
 
 __all__ = ["ClusterServer", "MeshConfigSource", "ensure_crd", "ensure_namespace"]
 
@@ -119,6 +123,7 @@ class ClusterOptions:
     trust_domain: str = c.DEFAULT_TRUST_DOMAIN
     secret_deadline: float = 0.0  # 0: the webhook timeout less 2 s
     key_pool_size: int = 64
+    service_cert_interval: float = 30.0  # how often service certs are checked for renewal
 
 
 class ClusterServer:
@@ -170,6 +175,7 @@ class ClusterServer:
             on_result=self.events.record,
             namespace_refresh=self._refresh_namespace,
         )
+        self.service_certs: ServiceCertPusher | None = None
         self._started = threading.Event()
 
     def _namespace(self, name: str) -> dict[str, Any] | None:
@@ -190,12 +196,18 @@ class ClusterServer:
             return cached
 
     def _certs_for(self, rendered: Rendered) -> dict[str, bytes]:
-        issuer = self.certs.issuer
-        assert issuer is not None, "certificates are synced before serving"
+        issuer, pusher = self.certs.issuer, self.service_certs
+        assert issuer is not None and pusher is not None, "certificates are synced before serving"
         b = rendered.bootstrap
-        return bootstrap_secret_data(
+        data = bootstrap_secret_data(
             issuer.issue_bootstrap(rendered.uuid, b["service_account"], b["namespace"])
         )
+        data.update(service_data(pusher.current(b["service_account"], b["namespace"])))
+        return data
+
+    def _service_validity(self) -> timedelta:
+        raw = self.mesh_config.get().spec.certificate.serviceCertValidityDuration
+        return timedelta(seconds=parse_duration(raw))
 
     def ready(self) -> bool:
         return (
@@ -213,7 +225,10 @@ class ClusterServer:
         ensure_namespace(self.kube, o.mesh_namespace)
         ensure_crd(self.kube)
         self.key_pool.start()
-        self.certs.start_sync()
+        issuer = self.certs.start_sync()
+        self.service_certs = ServiceCertPusher(
+            self.kube, ServiceCertCache(issuer, self._service_validity()), self._service_validity
+        )
         self.certs.start(interval=10.0)
         for informer in (self.namespaces, self.mesh_config.informer):
             informer.start()
@@ -221,6 +236,7 @@ class ClusterServer:
             if not informer.wait_synced(sync_timeout):
                 raise KubeError(0, f"informer {informer.name} did not sync in {sync_timeout:.0f}s")
         self.owners.start()
+        self.service_certs.start(o.service_cert_interval)
         self._started.set()
 
     def register(self) -> None:
@@ -232,6 +248,8 @@ class ClusterServer:
         for registrar in self.registrars:
             registrar.stop()
         self.owners.stop()
+        if self.service_certs is not None:
+            self.service_certs.stop()
         self.namespaces.stop()
         self.mesh_config.informer.stop()
         self.certs.stop()

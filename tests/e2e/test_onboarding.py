@@ -532,3 +532,47 @@ def test_uninstall_removes_both_webhook_configurations(cluster, kube):
     for plural, name in (("mutatingwebhookconfigurations", "fsm-webhook-uninstall-test"),
                          ("validatingwebhookconfigurations", "fsm-validator-uninstall-test")):  # fmt: skip
         assert not _exists(kube, path_for("admissionregistration.k8s.io/v1", plural, name=name))
+
+
+def test_service_cert_is_handed_over_and_renewed_before_expiry(webhook, kube):
+    """The proxy's bootstrap Secret carries its ServiceAccount's identity cert; with a short
+    serviceCertValidityDuration the server writes a renewed one into the Secret before expiry."""
+    from cryptography import x509
+
+    from webhook.certs.leaf import chains_to
+
+    mc_path = path_for("config.flomesh.io/v1alpha3", "meshconfigs", MESH_NS)
+    body = {"apiVersion": "config.flomesh.io/v1alpha3", "kind": "MeshConfig", "metadata": {"name": "fsm-mesh-config"},
+            "spec": {"certificate": {"serviceCertValidityDuration": "9s"}}}  # fmt: skip
+    with contextlib.suppress(KubeError):
+        kube.delete(f"{mc_path}/fsm-mesh-config")
+    kube.create(mc_path, body)
+    try:
+        ns = make_ns(kube)
+
+        def cert_of(secret):
+            return x509.load_pem_x509_certificate(base64.b64decode(secret["data"]["service_cert.pem"]))
+
+        def short_lived_pod():
+            stored = kube.create(path_for("v1", "pods", ns), pod(f"svc-{uuid.uuid4().hex[:6]}"))
+            uid = stored["metadata"]["labels"]["fsm-proxy-uuid"]
+            secret = kube.get(path_for("v1", "secrets", ns, f"sidecar-bootstrap-config-{uid}"))
+            cert = cert_of(secret)
+            life = cert.not_valid_after_utc - cert.not_valid_before_utc
+            return secret if life.total_seconds() <= 9 else None
+
+        secret = until(short_lived_pod, 15, 0.5, what="a pod admitted under the 9s validity")
+        first = cert_of(secret)
+        cn = first.subject.get_attributes_for_oid(x509.NameOID.COMMON_NAME)[0].value
+        assert cn == f"default.{ns}.cluster.local"
+        ca = x509.load_pem_x509_certificate(base64.b64decode(secret["data"]["cacert.pem"]))
+        assert chains_to(first, ca)
+        path = path_for("v1", "secrets", ns, secret["metadata"]["name"])
+        renewed = until(lambda: cert_of(s := kube.get(path)) != first and s, 12, 0.5,
+                        what="the service cert to be renewed in the Secret")  # fmt: skip
+        second = cert_of(renewed)
+        assert second.not_valid_after_utc > first.not_valid_after_utc
+        assert first.not_valid_after_utc > second.not_valid_before_utc, "renewed before the old one expired"
+        assert chains_to(second, ca)
+    finally:
+        kube.delete(f"{mc_path}/fsm-mesh-config")

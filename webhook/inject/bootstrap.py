@@ -10,10 +10,11 @@ import yaml
 
 from webhook.inject.render import Rendered
 
-__all__ = ["SOURCE_LABEL", "bootstrap_secret"]
+__all__ = ["SERVICE_ACCOUNT_ANNOTATION", "SOURCE_LABEL", "bootstrap_secret"]
 
 
 SOURCE_LABEL = "fsm-onboard.flomesh.io/source"
+SERVICE_ACCOUNT_ANNOTATION = "fsm-onboard.flomesh.io/service-account"
 
 
 def bootstrap_secret(
@@ -35,6 +36,8 @@ def bootstrap_secret(
     meta: dict[str, Any] = {
         "name": rendered.secret_name,
         "namespace": namespace,
+        # Which identity's service cert this Secret carries (the controller renews it by identity).
+        "annotations": {SERVICE_ACCOUNT_ANNOTATION: rendered.bootstrap["service_account"]},
         "labels": {
             "fsm-proxy-uuid": rendered.uuid,
             "app.kubernetes.io/managed-by": "fsm-onboard",
