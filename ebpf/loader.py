@@ -9,6 +9,7 @@ from __future__ import annotations
 import ctypes as ct
 import os
 import re
+import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,7 +20,7 @@ from .errors import EbpfError, EbpfUnavailable
 from .headers import HeaderSource, ensure_kernel_source
 from .plan import EbpfPlan
 
-__all__ = ["BPF_DIR", "Loaded", "attach", "load", "source_text"]
+__all__ = ["BPF_DIR", "Loaded", "attach", "fill", "load", "source_text"]
 
 BPF_DIR = Path(__file__).with_name("bpf")
 _INCLUDE = re.compile(r'^#include "(lib/[A-Za-z0-9_./-]+\.h)"\s*$')
@@ -96,7 +97,13 @@ def load(plan: EbpfPlan) -> Loaded:
     bcc = _import_bcc()
     timings: dict[str, float] = {}
     t0 = time.monotonic()
-    headers = ensure_kernel_source()
+    try:
+        headers = ensure_kernel_source()
+    except (OSError, ValueError) as exc:  # unwritable cache, no linux-libc-dev, odd uname: not usable here
+        raise EbpfUnavailable(
+            f"cannot prepare a kernel header tree for BCC ({exc}); install linux-libc-dev or the node's "
+            "kernel headers, or make FSM_BPF_HEADER_CACHE writable"
+        ) from None
     timings["headers"] = time.monotonic() - t0
     t0 = time.monotonic()
     try:
@@ -126,9 +133,25 @@ def load(plan: EbpfPlan) -> Loaded:
     return Loaded(bpf, plan, functions, headers, timings)
 
 
+def fill(loaded: Loaded) -> None:
+    """Write the plan into the (not yet attached) maps. Done before the previous programs are
+    detached, so a failure here leaves the pod as it was; bcc's bare exceptions become EbpfError."""
+    try:
+        _fill(loaded)
+    except EbpfError:
+        raise
+    except Exception as exc:
+        p = loaded.plan
+        raise EbpfError(
+            f"filling the BPF maps failed ({exc}); maps hold {p.excl_max} entries per list, the plan has "
+            f"{len(p.outbound_port_exclusions)} excluded ports, {len(p.exclude4)}/{len(p.exclude6)} excluded "
+            f"and {len(p.include4)}/{len(p.include6)} included IPv4/IPv6 CIDRs"
+        ) from None
+
+
 def _fill(loaded: Loaded) -> None:
     p, b = loaded.plan, loaded.bpf
-    settings = b["fsm_settings"]
+    settings = b[b"fsm_settings"]
     leaf = settings.Leaf()
     leaf.proxy_uid = p.proxy_uid
     leaf.pod_ip4 = int.from_bytes(p.pod_ip4, "little" if _little() else "big") if p.pod_ip4 else 0
@@ -139,7 +162,7 @@ def _fill(loaded: Loaded) -> None:
     leaf.outbound_port = p.outbound_port
     leaf.inbound_port = p.inbound_port
     leaf.flags = p.flags
-    ports = b["fsm_out_excl_ports"]
+    ports = b[b"fsm_out_excl_ports"]
     for port in p.outbound_port_exclusions:
         ports[ports.Key(port)] = ports.Leaf(1)
     for name, entries in (
@@ -148,7 +171,7 @@ def _fill(loaded: Loaded) -> None:
         ("fsm_excl_cidr6", p.exclude6),
         ("fsm_incl_cidr6", p.include6),
     ):
-        table = b[name]
+        table = b[name.encode()]
         for prefixlen, addr in entries:
             key = table.Key()
             key.prefixlen = prefixlen
@@ -159,8 +182,6 @@ def _fill(loaded: Loaded) -> None:
 
 
 def _little() -> bool:
-    import sys
-
     return sys.byteorder == "little"
 
 
@@ -174,34 +195,67 @@ def _pin(loaded: Loaded, pins: Path) -> list[str]:
     return names
 
 
+def _unpin(pins: Path) -> None:
+    if pins.is_dir():
+        for entry in pins.iterdir():
+            entry.unlink()
+        pins.rmdir()
+
+
 def attach(loaded: Loaded, cgroup: Path, pins: Path | None) -> dict[str, float]:
-    """Fill the maps, pin them (when a bpffs dir is given) and attach every program."""
+    """Pin the (already filled, see `fill`) maps when a bpffs dir is given and attach every program.
+
+    All or nothing: if any step fails, what this call attached is detached again and the pins are
+    removed before the error is raised, so no hook is left running without the others."""
     import bcc
 
     timings: dict[str, float] = {}
     t0 = time.monotonic()
-    _fill(loaded)
-    if pins is not None:
-        _pin(loaded, pins)
-    timings["maps"] = time.monotonic() - t0
-    t0 = time.monotonic()
+    undo: list[tuple[Any, int, Any]] = []  # (function, target fd, attach type) attached so far
     fd = os.open(cgroup, os.O_RDONLY | os.O_DIRECTORY)
     try:
-        # sk_msg first, then the cgroup hooks: sockets are only put in the sockhash once a verdict exists.
-        for prog in sorted(loaded.plan.programs, key=lambda p: p.target != "sockhash"):
-            fn = loaded.functions[prog.name]
-            attach_type = getattr(bcc.BPFAttachType, prog.attach_type)
-            try:
-                if prog.target == "sockhash":
-                    for name in SOCKHASHES:
-                        bcc.BPF.attach_func(fn, loaded.map_fd(name), attach_type)
-                else:
-                    bcc.BPF.attach_func(fn, fd, attach_type, syscall.BPF_F_ALLOW_MULTI)
-            except Exception as exc:
-                raise EbpfError(
-                    f"attaching {prog.name} ({prog.bpftool_type}) to {cgroup} failed: {exc}"
-                ) from None
+        try:
+            if pins is not None:
+                _pin(loaded, pins)
+            timings["pin"] = time.monotonic() - t0
+            t0 = time.monotonic()
+            # sk_msg first, then the cgroup hooks: sockets are only put in the sockhash once a verdict exists.
+            for prog in sorted(loaded.plan.programs, key=lambda p: p.target != "sockhash"):
+                fn = loaded.functions[prog.name]
+                attach_type = getattr(bcc.BPFAttachType, prog.attach_type)
+                try:
+                    if prog.target == "sockhash":
+                        for name in SOCKHASHES:
+                            map_fd = loaded.map_fd(name)
+                            bcc.BPF.attach_func(fn, map_fd, attach_type)
+                            undo.append((fn, map_fd, attach_type))
+                    else:
+                        bcc.BPF.attach_func(fn, fd, attach_type, syscall.BPF_F_ALLOW_MULTI)
+                        undo.append((fn, fd, attach_type))
+                except Exception as exc:
+                    raise EbpfError(
+                        f"attaching {prog.name} ({prog.bpftool_type}) to {cgroup} failed: {exc}; "
+                        "the programs attached before it were detached again"
+                    ) from None
+        except BaseException:
+            _rollback(undo, pins)
+            raise
     finally:
         os.close(fd)
     timings["attach"] = time.monotonic() - t0
     return timings
+
+
+def _rollback(undo: list[tuple[Any, int, Any]], pins: Path | None) -> None:
+    import bcc
+
+    for fn, target_fd, attach_type in reversed(undo):
+        try:
+            bcc.BPF.detach_func(fn, target_fd, attach_type)
+        except Exception as exc:  # keep undoing the rest; the caller reports the original failure
+            print(f"fsm-init: ebpf: rollback: detaching {fn.name!r} failed: {exc}", file=sys.stderr)
+    if pins is not None:
+        try:
+            _unpin(pins)
+        except OSError as exc:
+            print(f"fsm-init: ebpf: rollback: removing {pins} failed: {exc}", file=sys.stderr)

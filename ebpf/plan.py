@@ -7,11 +7,13 @@ No I/O and no bcc here, so unit tests cover the map-filling logic without a kern
 from __future__ import annotations
 
 import ipaddress
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from initcontainer.options import IPNetwork, Options
 
 __all__ = [
+    "EXCL_MAX_DEFAULT",
     "FLAG_INCLUDE4",
     "FLAG_INCLUDE6",
     "FLAG_IPV6",
@@ -40,6 +42,7 @@ STAT_NAMES = (
 )
 PROXY_ADMIN_PORT = 15000  # FSM's OUT_REDIRECT accepts it: the app may talk to the proxy admin port
 PIN_ROOT = "/sys/fs/bpf/fsm"
+EXCL_MAX_DEFAULT = 1024  # FSM_EXCL_MAX in bpf/lib/maps.h; plans needing more entries size the maps up
 
 
 @dataclass(frozen=True)
@@ -81,6 +84,7 @@ class EbpfPlan:
     ipv6: bool
     skmsg: bool
     programs: tuple[Program, ...]
+    excl_max: int = EXCL_MAX_DEFAULT  # max_entries of the exclusion/inclusion maps
 
     @property
     def cflags(self) -> tuple[str, ...]:
@@ -90,6 +94,8 @@ class EbpfPlan:
             flags.append("-DENABLE_IPV6")
         if self.skmsg:
             flags.append("-DENABLE_SKMSG")
+        if self.excl_max != EXCL_MAX_DEFAULT:
+            flags.append(f"-DFSM_EXCL_MAX={self.excl_max}")
         return tuple(flags)
 
 
@@ -101,9 +107,14 @@ def _lpm(nets: tuple[IPNetwork, ...], version: int) -> tuple[tuple[int, bytes], 
     return tuple(seen)
 
 
-def _wants_ipv6(opts: Options) -> bool:
+def _wants_ipv6(opts: Options, families: Sequence[int] | None) -> bool:
+    """IPv6 redirection: the families the iptables path would program (`families`, decided by
+    initcontainer.redirect.families_for from --ipv6, POD_IP and the pod's addresses), or an IPv6 CIDR
+    in the lists. Without `families` (pure callers) --ipv6 / a v6 POD_IP decide."""
     if opts.ipv6 is not None:
         return opts.ipv6
+    if families is not None and 6 in families:
+        return True
     if opts.pod_ip and ipaddress.ip_address(opts.pod_ip).version == 6:
         return True
     return any(
@@ -111,23 +122,35 @@ def _wants_ipv6(opts: Options) -> bool:
     )
 
 
-def plan(opts: Options, *, skmsg: bool = True) -> EbpfPlan:
-    """Options → EbpfPlan. `skmsg=False` drops the sk_msg fast path (sockops keeps origins only)."""
-    ipv6 = _wants_ipv6(opts)
-    pod4 = pod6 = None
-    if opts.pod_ip:
-        addr = ipaddress.ip_address(opts.pod_ip)
-        if addr.version == 4:
-            pod4 = addr.packed
-        else:
-            pod6 = addr.packed
+def plan(
+    opts: Options,
+    *,
+    skmsg: bool = True,
+    families: Sequence[int] | None = None,
+    pod_ips: Mapping[int, str] | None = None,
+) -> EbpfPlan:
+    """Options → EbpfPlan. `skmsg=False` drops the sk_msg fast path (sockops keeps origins only).
+
+    `families` and `pod_ips` (family → address, e.g. the other family's address read over netlink)
+    come from the same detection the iptables path uses; without them only the options count."""
+    ipv6 = _wants_ipv6(opts, families)
+    ips: dict[int, bytes] = {}
+    for text in (*(pod_ips or {}).values(), opts.pod_ip):
+        if text:
+            addr = ipaddress.ip_address(text)
+            ips[addr.version] = addr.packed
+    pod4, pod6 = ips.get(4), ips.get(6)
     include4 = _lpm(opts.outbound_ip_range_inclusions, 4)
     include6 = _lpm(opts.outbound_ip_range_inclusions, 6)
-    flags = (
-        (FLAG_INCLUDE4 if include4 else 0) | (FLAG_INCLUDE6 if include6 else 0) | (FLAG_IPV6 if ipv6 else 0)
-    )
+    # Like iptables: any inclusion list means "only listed CIDRs", per family — a list holding only
+    # IPv6 ranges stops IPv4 interception too (and vice versa).
+    inclusion = FLAG_INCLUDE4 | FLAG_INCLUDE6 if (include4 or include6) else 0
+    flags = inclusion | (FLAG_IPV6 if ipv6 else 0)
     excluded_ports = tuple(dict.fromkeys((*opts.outbound_port_exclusions, PROXY_ADMIN_PORT)))
     programs = tuple(p for p in PROGRAMS if skmsg or p.target != "sockhash")
+    exclude4 = _lpm(opts.outbound_ip_range_exclusions, 4)
+    exclude6 = _lpm(opts.outbound_ip_range_exclusions, 6)
+    needed = max(len(excluded_ports), len(exclude4), len(exclude6), len(include4), len(include6))
     return EbpfPlan(
         proxy_uid=opts.proxy_uid,
         outbound_port=opts.outbound_port,
@@ -136,13 +159,14 @@ def plan(opts: Options, *, skmsg: bool = True) -> EbpfPlan:
         pod_ip6=pod6,
         flags=flags,
         outbound_port_exclusions=excluded_ports,
-        exclude4=_lpm(opts.outbound_ip_range_exclusions, 4),
-        exclude6=_lpm(opts.outbound_ip_range_exclusions, 6),
+        exclude4=exclude4,
+        exclude6=exclude6,
         include4=include4,
         include6=include6,
         ipv6=ipv6,
         skmsg=skmsg,
         programs=programs,
+        excl_max=max(EXCL_MAX_DEFAULT, needed),
     )
 
 

@@ -8,6 +8,7 @@ connections arriving from other hosts (see docs/ebpf.md for why not tc).
 from __future__ import annotations
 
 import os
+import re
 import struct
 import subprocess
 import sys
@@ -22,7 +23,16 @@ from .cgroup import resolve as resolve_cgroup
 from .errors import EbpfError
 from .plan import PROGRAMS, STAT_NAMES, EbpfPlan, describe, pin_dir, plan
 
-__all__ = ["apply", "attach_only", "cleanup", "detach", "read_stats", "unavailable_reason"]
+__all__ = [
+    "apply",
+    "attach_only",
+    "cleanup",
+    "detach",
+    "plan_for",
+    "read_stats",
+    "sweep_stale_pins",
+    "unavailable_reason",
+]
 
 BPFFS = Path("/sys/fs/bpf")
 _CAP_NET_ADMIN, _CAP_SYS_ADMIN, _CAP_PERFMON, _CAP_BPF = 12, 21, 38, 39
@@ -83,6 +93,23 @@ def _pins_for(cgroup: Path) -> Path:
     return Path(pin_dir(os.stat(cgroup).st_ino, str(BPFFS / "fsm")))
 
 
+def plan_for(opts: Options, *, skmsg: bool = True) -> EbpfPlan:
+    """The plan for this pod: IPv6 and the pod's addresses are detected exactly as the iptables
+    path does (`families_for` over netlink), so a dual-stack pod with an IPv4 POD_IP still gets its
+    IPv6 traffic intercepted and its own IPv6 address recognised."""
+    from initcontainer.netinfo import gather
+    from initcontainer.plan import pod_ips_by_family
+    from initcontainer.redirect import families_for
+
+    try:
+        info = gather()
+    except Exception as exc:  # netlink unusable: same fallback as the iptables path
+        _log(f"netlink unavailable ({exc}); IPv6 only when asked for")
+        info = None
+    extra = [a for fam in (4, 6) for a in (info.addresses.get(fam, ()) if info else ())]
+    return plan(opts, skmsg=skmsg, families=families_for(opts, info), pod_ips=pod_ips_by_family(opts, extra))
+
+
 def _loaded(p: EbpfPlan) -> Any:
     from . import loader
 
@@ -93,6 +120,8 @@ def _loaded(p: EbpfPlan) -> Any:
 
 def unavailable_reason(opts: Options) -> str | None:
     """None when eBPF mode can work here; else one sentence saying why not (used by --mode auto)."""
+    if opts.local_proxy_mode == "PodIP":
+        return "--local-proxy-mode PodIP is not supported in eBPF mode (iptables/nftables modes support it)"
     try:
         status = Path("/proc/self/status").read_text()
     except OSError as exc:
@@ -102,7 +131,7 @@ def unavailable_reason(opts: Options) -> str | None:
         return reason
     try:
         resolve_cgroup(opts.cgroup)
-        _loaded(plan(opts))  # compile + verifier-load now: a rejection is a reason, not a crash later
+        _loaded(plan_for(opts))  # compile + verifier-load now: a rejection is a reason, not a crash later
     except EbpfError as exc:
         return str(exc)
     return None
@@ -133,26 +162,99 @@ def _unpin(pins: Path) -> None:
         pins.rmdir()
 
 
+def _cgroup_inodes(root: Path) -> set[int]:
+    """Inode numbers of every cgroup under `root` (a cgroup2 mount showing the whole hierarchy)."""
+    found = set()
+    stack = [str(root)]
+    while stack:
+        top = stack.pop()
+        try:
+            found.add(os.stat(top).st_ino)
+            with os.scandir(top) as it:
+                stack.extend(e.path for e in it if e.is_dir(follow_symlinks=False))
+        except OSError:  # removed while we walk: gone is gone
+            continue
+    return found
+
+
+def sweep_stale_pins(pin_root: Path | None = None, cgroup_root: Path | None = None) -> list[str]:
+    """Remove `cg<inode>` pin dirs whose cgroup no longer exists (the pod was deleted without
+    --cleanup); the pinned maps and the sk_msg program they hold are freed with them.
+
+    Only when a cgroup2 mount shows the whole hierarchy (inside a cgroup namespace other pods'
+    cgroups are invisible and would look gone). Dirs created after the walk started are kept, so a
+    pod being set up concurrently is never touched. Returns the removed dirs."""
+    from .cgroup import cgroup2_mounts
+
+    pin_root = pin_root or BPFFS / "fsm"
+    try:
+        dirs = [d for d in pin_root.iterdir() if d.is_dir() and re.fullmatch(r"cg\d+", d.name)]
+    except OSError:
+        return []
+    if not dirs:
+        return []
+    if cgroup_root is None:
+        try:
+            mounts = cgroup2_mounts(Path("/proc/self/mountinfo").read_text())
+        except OSError:
+            return []
+        full = [m for m in mounts if m.root == "/"]
+        if not full:
+            return []
+        cgroup_root = Path(full[0].point)
+    started = time.time()
+    alive = _cgroup_inodes(cgroup_root)
+    removed = []
+    for d in dirs:
+        try:
+            if int(d.name[2:]) in alive or d.stat().st_mtime >= started:
+                continue
+            _unpin(d)
+            removed.append(str(d))
+        except OSError as exc:
+            _log(f"could not remove stale pins {d}: {exc}")
+    if removed:
+        _log(f"removed pins of deleted cgroups: {', '.join(removed)}")
+    return removed
+
+
+def _install(loaded: Any, cgroup: Path, pins: Path | None) -> dict[str, float]:
+    """Fill the new maps, then replace our previous programs (if any) with the new ones.
+
+    The maps are filled before anything attached is touched: a plan the maps cannot hold fails with
+    the previous programs (and pins) still in place."""
+    from . import loader
+
+    t0 = time.monotonic()
+    loader.fill(loaded)
+    fill_time = time.monotonic() - t0
+    detach(cgroup)  # re-running fsm-init replaces our programs instead of stacking them
+    if pins is not None:
+        _unpin(pins)
+    timings = loader.attach(loaded, cgroup, pins)
+    timings["maps"] = fill_time + timings.pop("pin", 0.0)
+    return timings
+
+
 def attach_only(opts: Options, *, skmsg: bool = True) -> tuple[str, dict[str, float]]:
     """Outbound half only (no nat rules): load, fill, pin, attach. Returns (summary, timings)."""
     from . import loader
 
     t_start = time.monotonic()
     cgroup = resolve_cgroup(opts.cgroup)
-    p = plan(opts, skmsg=skmsg)
+    p = plan_for(opts, skmsg=skmsg)
     if opts.dry_run:  # no mount, no compile, no kernel change
         return describe(p, str(cgroup), str(_pins_for(cgroup))), {}
     pins = _pins_for(cgroup) if _bpffs_ready() else None
+    if pins is not None:
+        sweep_stale_pins()
     loaded = _prepared.pop(p, None)
     reused = loaded is not None
     if loaded is None:
         loaded = loader.load(p)
     try:
-        detach(cgroup)  # re-running fsm-init replaces our programs instead of stacking them
-        if pins is not None:
-            _unpin(pins)
         timings = dict(loaded.timings)
-        timings.update(loader.attach(loaded, cgroup, pins))
+        timings.update(_install(loaded, cgroup, pins))
     finally:
         loaded.bpf.cleanup()
     # A load done earlier by unavailable_reason() (same process) counts towards the total.
@@ -173,9 +275,15 @@ def apply(opts: Options) -> str:
     With opts.dry_run, returns what would be done and changes nothing."""
     from initcontainer.redirect import apply_redirect
 
+    if opts.local_proxy_mode == "PodIP":
+        raise EbpfError(
+            "--local-proxy-mode PodIP is not supported in eBPF mode; use --mode iptables or nftables"
+        )
     try:
         summary, _ = attach_only(opts)
-    except OSError as exc:
+    except EbpfError:
+        raise
+    except Exception as exc:  # OSError from the kernel, or anything bcc raises
         raise EbpfError(f"eBPF setup failed: {exc}") from None
     try:
         inbound = apply_redirect(opts, inbound_only=True, log=_log)
@@ -186,19 +294,25 @@ def apply(opts: Options) -> str:
     return summary + "\n  inbound: nat PREROUTING -> " + str(opts.inbound_port) + "\n" + inbound
 
 
-def cleanup(opts: Options) -> None:
-    """Detach every fsm program from the pod cgroup and remove its pinned maps (nat rules are
-    removed by initcontainer's cleanup, which calls this)."""
+def cleanup(opts: Options) -> str:
+    """Detach every fsm program from the pod cgroup and remove its pinned maps, plus pins left by
+    deleted cgroups (nat rules are removed by initcontainer's cleanup, which calls this). Needs no
+    compiler: detaching works by program name over the bpf syscall. Returns what was done."""
     cgroup = resolve_cgroup(opts.cgroup)
+    pins = _pins_for(cgroup) if cgroup.exists() else None
+    if opts.dry_run:
+        return f"would detach fsm_* programs from {cgroup} and remove {pins}"
     try:
         detached = detach(cgroup)
-        pins = Path(pin_dir(os.stat(cgroup).st_ino, str(BPFFS / "fsm")))
-        _unpin(pins)
+        if pins is not None:
+            _unpin(pins)
     except OSError as exc:
         raise EbpfError(f"eBPF cleanup of {cgroup} failed: {exc}") from None
+    sweep_stale_pins()
     _log(
         f"detached {len(detached)} programs from {cgroup}" + (f" ({', '.join(detached)})" if detached else "")
     )
+    return f"ebpf ({len(detached)} programs detached from {cgroup})"
 
 
 def read_stats(pins: Path) -> dict[str, int]:

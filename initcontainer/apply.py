@@ -33,6 +33,7 @@ __all__ = [
     "current_rules",
     "detect_backend",
     "diagnose",
+    "nat_section",
     "nft_table_exists",
 ]
 
@@ -72,9 +73,13 @@ def diagnose(result: Result, what: str) -> str:
             f"{what}: permission denied — fsm-init needs CAP_NET_ADMIN (and CAP_NET_RAW) and runAsUser 0; "
             f"check the init container's securityContext ({err.splitlines()[0] if err else 'no output'})"
         )
+    if re.search(r"syntax error|all-wildcard|bad argument|unknown option|invalid argument `|try `", low):
+        # The command line or script itself is wrong (e.g. nft refusing an interface name): not a
+        # kernel problem, so say so instead of blaming nat support.
+        return f"{what}: {result.argv[0]} rejected the generated rules (exit {result.returncode}): {err}"
     if re.search(
         r"table does not exist|can't initialize|protocol not supported|no such file or directory|"
-        r"could not fetch rule set|not supported",
+        r"could not fetch rule set|operation not supported",
         low,
     ):
         return (
@@ -163,8 +168,29 @@ def detect_backend(
 
 
 def current_rules(ex: Executor, backend: IptablesBackend, family: int) -> Result:
-    """`iptables-save -t nat` of one family (read-only)."""
-    return ex.run([backend.tool(family, "-save"), "-t", "nat"])
+    """The nat table of one family as `iptables-save -t nat` prints it (read-only).
+
+    Legacy `*-save -t nat` loads iptable_nat and creates an empty nat table in the pod's netns
+    (a cleanup in a fresh pod would leave one behind), so for legacy the plain `*-save`, which dumps
+    only existing tables, is run and its nat section kept."""
+    if backend.variant != "legacy":
+        return ex.run([backend.tool(family, "-save"), "-t", "nat"])
+    res = ex.run([backend.tool(family, "-save")])
+    return Result(res.argv, res.returncode, nat_section(res.stdout) if res.ok else res.stdout, res.stderr)
+
+
+def nat_section(save: str) -> str:
+    """The `*nat` ... `COMMIT` part of an iptables-save dump ('' when there is no nat table)."""
+    out: list[str] = []
+    inside = False
+    for line in save.splitlines():
+        if line.startswith("*"):
+            inside = line == "*nat"
+        if inside:
+            out.append(line)
+            if line == "COMMIT":
+                inside = False
+    return "\n".join(out) + "\n" if out else ""
 
 
 def _restore(ex: Executor, backend: IptablesBackend, family: int, text: str) -> Result:

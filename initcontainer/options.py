@@ -35,7 +35,9 @@ ENV_PREFIX = "FSM_INIT_"
 DEFAULT_BYPASS_PORTS = (15010, 15901, 15902, 15903, 15904)
 
 # Linux IFNAMSIZ is 16 including the NUL; iptables accepts a trailing '+' wildcard.
-_IFNAME_RE = re.compile(r"^[A-Za-z0-9_.:@-]{1,15}\+?$|^\+$")
+# A bare '+' (every interface) is refused: nft rejects all-wildcard names and it would bypass the
+# mesh entirely.
+_IFNAME_RE = re.compile(r"^[A-Za-z0-9_.:@-]{1,15}\+?$")
 
 
 @dataclass(frozen=True)
@@ -110,6 +112,11 @@ def _cidr_list(option: str, text: str) -> tuple[IPNetwork, ...]:
 def _iface_list(option: str, text: str) -> tuple[str, ...]:
     names: list[str] = []
     for item in _split(text):
+        if item == "+":
+            raise OptionsError(
+                option,
+                "'+' alone would match every interface (bypassing the mesh); name a prefix such as 'eth+'",
+            )
         if item in (".", "..") or not _IFNAME_RE.match(item):
             raise OptionsError(
                 option,
@@ -142,9 +149,16 @@ def _ip(option: str, text: str) -> str | None:
     if not text:
         return None
     try:
-        return str(ipaddress.ip_address(text))
+        addr = ipaddress.ip_address(text)
     except ValueError:
         raise OptionsError(option, f"{text!r} is not a valid IP address") from None
+    if isinstance(addr, ipaddress.IPv6Address) and addr.scope_id is not None:
+        raise OptionsError(option, f"{text!r} has a zone (%{addr.scope_id}): give the pod's unscoped address")
+    if addr.is_link_local or addr.is_unspecified or addr.is_loopback or addr.is_multicast:
+        raise OptionsError(
+            option, f"{text!r} is not a usable pod address (link-local/loopback/unspecified/multicast)"
+        )
+    return str(addr)
 
 
 _TRUE = {"1", "true", "yes", "on", "enabled"}
@@ -242,3 +256,9 @@ def parse_options(argv: list[str] | None = None, env: Mapping[str, str] | None =
 def _check_consistency(opts: Options) -> None:
     if opts.inbound_port == opts.outbound_port:
         raise OptionsError("--inbound-port", "inbound and outbound proxy ports must differ")
+    if opts.mode == "ebpf" and opts.local_proxy_mode == "PodIP" and not opts.cleanup:
+        raise OptionsError(
+            "--local-proxy-mode",
+            "PodIP is not supported with --mode ebpf (use --mode iptables/nftables, or auto, which then "
+            "skips eBPF)",
+        )

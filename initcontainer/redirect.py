@@ -229,16 +229,15 @@ def cleanup_redirect(opts: Options, *, executor: Executor | None = None, log: Lo
     """Remove everything fsm-init added, from every backend where it is found (or, dry run, say what)."""
     ex = executor or SubprocessExecutor()
     done: list[str] = []
+    failures: list[str] = []
     if opts.mode in ("ebpf", "auto"):
+        # Always detach (it needs no compiler, unlike unavailable_reason()). In auto mode a cgroup that
+        # cannot be resolved means eBPF was never attached (apply resolves it the same way).
         try:
-            mod = _ebpf()
-            if opts.mode == "ebpf" or mod.unavailable_reason(opts) is None:
-                if opts.dry_run:
-                    done.append(f"would clean up ebpf ({mod.__name__}.cleanup)")
-                else:
-                    mod.cleanup(opts)
-                    done.append("ebpf")
+            done.append(_ebpf().cleanup(opts))
         except RedirectError as exc:
+            if opts.mode == "ebpf" or not _ebpf_never_used(exc):
+                failures.append(str(exc))
             log(f"cleanup: {exc}")
     variants = {"iptables-legacy": ("legacy",), "iptables-nft": ("nft",)}.get(opts.mode, ("nft", "legacy"))
     for variant in variants:
@@ -262,9 +261,19 @@ def cleanup_redirect(opts: Options, *, executor: Executor | None = None, log: Lo
                 done.append("# nft -f -\n" + nft_cleanup_script())
         elif cleanup_nft(ex):
             done.append("nftables (table inet fsm_proxy)")
+    if failures:
+        raise RedirectError(
+            "cleanup: " + "; ".join(failures) + (f" (cleaned up: {', '.join(done)})" if done else "")
+        )
     if opts.dry_run:
         return "\n".join(done) if done else "# nothing to clean up"
     return "fsm-init: cleaned up " + (", ".join(done) if done else "nothing (no fsm-init rules found)")
+
+
+def _ebpf_never_used(exc: RedirectError) -> bool:
+    """auto cleanup: the eBPF side is absent or has no cgroup to attach to, so it holds nothing."""
+    unavailable = getattr(sys.modules.get("ebpf.errors"), "EbpfUnavailable", None)
+    return (unavailable is not None and isinstance(exc, unavailable)) or "cannot be imported" in str(exc)
 
 
 def run(opts: Options, *, executor: Executor | None = None, log: Log = _stderr) -> str:

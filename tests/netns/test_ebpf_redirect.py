@@ -257,3 +257,125 @@ def test_native_ipv6_is_redirected_when_enabled(pod: H.Pod) -> None:
     assert out.splitlines()[-1] == "rr 10"
     stats = read_stats(_pins(pod))
     assert stats["redirect6"] >= 2 and stats["skmsg_msgs"] >= 20, stats
+
+
+# ---------------------------------------------------------------- review fixes
+
+
+def _stub_headers_unwritable() -> dict[str, str]:
+    env = dict(os.environ, FSM_BPF_HEADERS="stub", FSM_BPF_HEADER_CACHE="/proc/nope")
+    env.pop("BCC_KERNEL_SOURCE", None)
+    return env
+
+
+def test_a_failed_attach_detaches_what_it_attached_and_unpins(pod: H.Pod) -> None:
+    from ebpf import loader
+    from ebpf import redirect as R
+
+    p = R.plan_for(Options(mode="ebpf", cgroup=str(pod.cgroup), pod_ip=pod.pod_ip))
+    loaded = loader.load(p)
+    # getsockopt is attached last; give it a connect4 program so the kernel refuses that attach
+    # after sk_msg, connect4, connect6 and sockops are already in place.
+    loaded.functions["fsm_getsockopt"] = loaded.functions["fsm_connect4"]
+    pins = R._pins_for(pod.cgroup) if R._bpffs_ready() else None
+    try:
+        with pytest.raises(R.EbpfError, match="attaching fsm_getsockopt"):
+            R._install(loaded, pod.cgroup, pins)
+    finally:
+        loaded.bpf.cleanup()
+    assert R.detach(pod.cgroup) == [], "no hook may stay attached when a later one failed"
+    assert pins is None or not pins.exists()
+    assert pod.client(pod.peer_ip, APP_PORT) == f"remote {APP_PORT}"
+
+
+def test_more_exclusions_than_the_default_map_size(pod: H.Pod) -> None:
+    import dataclasses
+
+    from ebpf import loader
+    from ebpf import redirect as R
+
+    _init(pod)
+    many = [f"10.{200 + i // 256}.{i % 256}.0/24" for i in range(1100)] + [f"10.214.{pod.subnet}.0/24"]
+    opts = Options(mode="ebpf", cgroup=str(pod.cgroup), outbound_ip_range_exclusions=())
+    import ipaddress
+
+    opts = dataclasses.replace(opts, outbound_ip_range_exclusions=tuple(map(ipaddress.ip_network, many)))
+    # Maps too small for the plan: the fill fails before our running programs are touched.
+    small = dataclasses.replace(R.plan_for(opts), excl_max=1024)
+    loaded = loader.load(small)
+    try:
+        with pytest.raises(R.EbpfError, match="filling the BPF maps failed"):
+            R._install(loaded, pod.cgroup, R._pins_for(pod.cgroup) if R._bpffs_ready() else None)
+    finally:
+        loaded.bpf.cleanup()
+    assert pod.client(pod.peer_ip, APP_PORT).startswith("proxy 15001"), "previous programs must stay"
+    # Through the CLI the maps are sized from the options: 1101 CIDRs work.
+    _init(pod, "--outbound-ip-range-exclusion-list", ",".join(many))
+    assert pod.client(f"10.214.{pod.subnet}.2", APP_PORT) == f"remote {APP_PORT}"
+    assert pod.client(pod.peer_ip, APP_PORT) == f"proxy 15001 orig={pod.peer_ip}:{APP_PORT}"
+
+
+def test_dual_stack_pod_with_ipv4_pod_ip_intercepts_ipv6(pod: H.Pod) -> None:
+    _init(pod)  # --pod-ip is IPv4, no --ipv6: the pod's global IPv6 address turns IPv6 on
+    assert pod.client(pod.peer_ip6, APP_PORT) == f"proxy 15001 orig=[{pod.peer_ip6}]:{APP_PORT}"
+
+
+def test_app_calling_its_own_pod_ip_is_not_proxied(pod: H.Pod) -> None:
+    pod.start("server", str(INBOUND_APP_PORT))  # the app, in the pod, listening on all addresses
+    _init(pod)
+    assert pod.client(pod.pod_ip, INBOUND_APP_PORT) == f"remote {INBOUND_APP_PORT}"
+    assert pod.client(pod.pod_ip6, INBOUND_APP_PORT) == f"remote {INBOUND_APP_PORT}"
+    assert pod.client(pod.peer_ip, APP_PORT).startswith("proxy 15001")
+
+
+def test_auto_falls_back_when_the_header_tree_cannot_be_built(pod: H.Pod) -> None:
+    res = H.fsm_init(
+        "--mode", "auto", "--dry-run", "--cgroup", str(pod.cgroup), ns=pod.ns, env=_stub_headers_unwritable()
+    )
+    assert res.returncode == 0, res.stderr
+    assert "Traceback" not in res.stderr
+    assert "auto: ebpf not used: cannot prepare a kernel header tree for BCC" in res.stderr, res.stderr
+
+
+def test_cleanup_detaches_without_compiling_and_fails_loudly(pod: H.Pod, tmp_path: Path) -> None:
+    from ebpf.redirect import detach
+
+    _init(pod)
+    # auto cleanup must detach even though nothing could be compiled here now.
+    res = H.fsm_init(
+        "--mode", "auto", "--cleanup", "--cgroup", str(pod.cgroup), ns=pod.ns, env=_stub_headers_unwritable()
+    )
+    assert res.returncode == 0, res.stderr
+    assert detach(pod.cgroup) == [] and not _pins(pod).exists()
+    assert pod.client(pod.peer_ip, APP_PORT) == f"remote {APP_PORT}"
+    gone = tmp_path / "no-such-cgroup"
+    res = H.fsm_init("--mode", "ebpf", "--cleanup", "--cgroup", str(gone), ns=pod.ns)
+    assert res.returncode == 1, res.stderr
+    assert "cleanup incomplete" in res.stderr and str(gone) in res.stderr, res.stderr
+
+
+def test_pins_of_deleted_cgroups_are_removed(pod: H.Pod) -> None:
+    from ebpf.redirect import cleanup as ebpf_cleanup
+
+    other = pod.cgroup.parent / f"{pod.cgroup.name}-gone"
+    other.mkdir()
+    stale = Path(pin_dir(os.stat(other).st_ino))
+    try:
+        res = H.fsm_init("--mode", "ebpf", "--cgroup", str(other), "--pod-ip", pod.pod_ip, ns=pod.ns)
+        assert res.returncode == 0, res.stderr
+        assert (stale / "fsm_settings").exists()
+        other.rmdir()  # the pod is deleted without --cleanup
+        assert stale.exists()
+        res = H.fsm_init("--mode", "ebpf", "--cleanup", "--cgroup", str(pod.cgroup), ns=pod.ns)
+        assert res.returncode == 0, res.stderr
+        assert not stale.exists(), res.stderr
+        assert f"removed pins of deleted cgroups: {stale}" in res.stderr
+    finally:
+        if other.exists():
+            with __import__("contextlib").suppress(Exception):
+                ebpf_cleanup(Options(mode="ebpf", cgroup=str(other)))
+            other.rmdir()
+        if stale.exists():
+            for entry in stale.iterdir():
+                entry.unlink()
+            stale.rmdir()

@@ -7,6 +7,7 @@ which path a connection took. Fails (never skips) when root, iproute2 or netfilt
 
 from __future__ import annotations
 
+import os
 import subprocess
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -310,3 +311,17 @@ def test_without_net_admin_says_so_and_changes_nothing(env: Env, backend: str) -
     assert res.returncode == 1, res.stdout + res.stderr
     assert "NET_ADMIN" in res.stderr and "Traceback" not in res.stderr
     assert not fsm_rules_present(t)
+
+
+@pytest.mark.parametrize("mode", ["iptables", "auto", "iptables-legacy", "nftables"])
+def test_cleanup_in_a_fresh_pod_creates_no_tables(env: Env, mode: str) -> None:
+    ns = f"fsmfresh{os.getpid() % 100000}"
+    initns.sh("ip", "netns", "add", ns)
+    try:
+        res = fsm_init(ns, "--cleanup", "--mode", mode, check=False)
+        assert res.returncode == 0, res.stderr
+        for names in ("ip_tables_names", "ip6_tables_names"):
+            assert in_ns(ns, "cat", f"/proc/net/{names}").stdout.strip() == "", names
+        assert in_ns(ns, "nft", "list", "ruleset").stdout.strip() == ""
+    finally:
+        initns.sh("ip", "netns", "del", ns, check=False)

@@ -7,7 +7,7 @@ import re
 from pathlib import Path
 
 from ebpf import plan as P
-from ebpf.redirect import missing_privilege
+from ebpf.redirect import missing_privilege, unavailable_reason
 from initcontainer.options import Options, parse_options
 
 BPF_DIR = Path(__file__).resolve().parents[2] / "ebpf" / "bpf"
@@ -47,7 +47,8 @@ def test_exclusions_and_inclusions_become_lpm_entries_per_family() -> None:
     assert p.exclude4 == ((8, bytes([10, 0, 0, 0])), (32, bytes([192, 168, 1, 7])))
     assert p.exclude6 == ((8, ipaddress.ip_address("fd00::").packed),)
     assert p.include4 == ((12, bytes([172, 16, 0, 0])),) and p.include6 == ()
-    assert p.flags & P.FLAG_INCLUDE4 and not p.flags & P.FLAG_INCLUDE6
+    # iptables semantics: with any inclusion list, the family without listed ranges is not intercepted
+    assert p.flags & P.FLAG_INCLUDE4 and p.flags & P.FLAG_INCLUDE6
     assert p.ipv6 and p.flags & P.FLAG_IPV6  # an IPv6 CIDR implies IPv6 redirection
     assert set(p.cflags) == {"-DENABLE_IPV6", "-DENABLE_SKMSG"}
 
@@ -111,3 +112,36 @@ def test_missing_privilege_reads_capeff() -> None:
     assert missing_privilege(status(39, 12)) is None  # CAP_BPF + CAP_NET_ADMIN
     assert "CAP_NET_ADMIN" in (missing_privilege(status(39)) or "")
     assert "CAP_BPF and CAP_NET_ADMIN" in (missing_privilege(status()) or "")
+
+
+def test_an_ipv6_only_inclusion_list_stops_ipv4_interception_too() -> None:
+    # iptables: an IPv6-only inclusion list leaves the IPv4 chain with no OUT_REDIRECT jump at all.
+    p = P.plan(_opts("--outbound-ip-range-inclusion-list", "fd00:10::/64"))
+    assert p.include4 == () and p.include6 == ((64, ipaddress.ip_address("fd00:10::").packed),)
+    assert p.flags & P.FLAG_INCLUDE4 and p.flags & P.FLAG_INCLUDE6
+    assert not P.plan(_opts()).flags & (P.FLAG_INCLUDE4 | P.FLAG_INCLUDE6)
+
+
+def test_ipv6_follows_the_detected_families_of_a_dual_stack_pod() -> None:
+    # IPv4 POD_IP, but the pod has a global IPv6 address (families_for says (4, 6)).
+    opts = _opts("--pod-ip", "10.1.2.3")
+    assert not P.plan(opts, families=(4,)).ipv6
+    p = P.plan(opts, families=(4, 6), pod_ips={4: "10.1.2.3", 6: "fd00::7"})
+    assert p.ipv6 and p.flags & P.FLAG_IPV6 and "-DENABLE_IPV6" in p.cflags
+    assert p.pod_ip4 == bytes([10, 1, 2, 3]) and p.pod_ip6 == ipaddress.ip_address("fd00::7").packed
+    assert not P.plan(_opts("--pod-ip", "10.1.2.3", "--ipv6", "false"), families=(4, 6)).ipv6
+
+
+def test_maps_are_sized_for_long_lists() -> None:
+    assert P.plan(_opts()).excl_max == P.EXCL_MAX_DEFAULT == 1024
+    assert not any(f.startswith("-DFSM_EXCL_MAX") for f in P.plan(_opts()).cflags)
+    many = ",".join(f"10.{i // 256}.{i % 256}.0/24" for i in range(1500))
+    p = P.plan(_opts("--outbound-ip-range-exclusion-list", many))
+    assert len(p.exclude4) == 1500 and p.excl_max == 1500 and "-DFSM_EXCL_MAX=1500" in p.cflags
+    assert "#define FSM_EXCL_MAX 1024" in (BPF_DIR / "lib" / "maps.h").read_text()
+
+
+def test_auto_with_podip_skips_ebpf_with_a_reason() -> None:
+    # --mode auto then falls back to iptables/nftables, which implement PodIP.
+    opts = parse_options(["--mode", "auto", "--local-proxy-mode", "PodIP"], env={})
+    assert "PodIP is not supported in eBPF mode" in (unavailable_reason(opts) or "")

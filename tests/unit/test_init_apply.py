@@ -132,6 +132,23 @@ def test_diagnose_messages() -> None:
     assert "CAP_NET_ADMIN" in msg
 
 
+def test_diagnose_does_not_blame_the_kernel_for_a_rejected_script() -> None:
+    syntax = diagnose(
+        Result(("nft", "-f", "-"), 1, "", 'Error: All-wildcard strings are not supported\noifname "+"'),
+        "nft -f",
+    )
+    assert "nat support" not in syntax and "rejected the generated rules" in syntax
+    missing = diagnose(
+        Result(("nft", "-f", "-"), 1, "", "Error: Could not process rule: Operation not supported"), "nft -f"
+    )
+    assert "nat support" in missing
+    legacy = diagnose(
+        Result(("iptables-legacy",), 3, "", "can't initialize iptables table `nat': Table does not exist"),
+        "x",
+    )
+    assert "nat support" in legacy
+
+
 def test_families_detection() -> None:
     v6 = NetInfo(addresses={4: ("10.0.0.2",), 6: ("fd00::2",)}, ipv6_enabled=True)
     assert families_for(Options(), v6) == (4, 6)
@@ -159,3 +176,18 @@ def test_dry_run_runs_no_restore_and_no_nft() -> None:
     )
     assert "-A FSM_PROXY_IN_REDIRECT -p tcp -j REDIRECT --to-ports 15003" in out
     assert not [argv for argv, _ in ex.calls if argv[0].endswith("-restore") or argv[0] == "nft"]
+
+
+def test_legacy_rules_are_read_without_creating_the_nat_table() -> None:
+    # `iptables-legacy-save -t nat` would create the nat table; plain save only dumps existing ones.
+    from initcontainer.apply import current_rules
+
+    dump = "*filter\n:INPUT ACCEPT [0:0]\nCOMMIT\n*nat\n-A PREROUTING -p tcp -j FSM_PROXY_INBOUND\nCOMMIT\n"
+    ex = RecordingExecutor(responder({"iptables-legacy-save": dump}), ALL)
+    got = current_rules(ex, IptablesBackend("legacy"), 4)
+    assert got.stdout == "*nat\n-A PREROUTING -p tcp -j FSM_PROXY_INBOUND\nCOMMIT\n"
+    assert [argv for argv, _ in ex.calls] == [("iptables-legacy-save",)]
+    assert current_rules(RecordingExecutor(responder(), ALL), IptablesBackend("legacy"), 6).stdout == ""
+    ex = RecordingExecutor(responder(), ALL)
+    current_rules(ex, IptablesBackend("nft"), 4)
+    assert [argv for argv, _ in ex.calls] == [("iptables-nft-save", "-t", "nat")]

@@ -81,6 +81,13 @@ def test_case_insensitive_choices_are_normalised() -> None:
         ([], {"FSM_INIT_OUTBOUND_PORT_EXCLUSION_LIST": "1,2,three"}, "FSM_INIT_OUTBOUND_PORT_EXCLUSION_LIST"),
         (["--no-such-flag"], {}, "--no-such-flag"),
         (["--mod", "nftables"], {}, "--mod"),
+        (["--network-interface-exclusion-list", "+"], {}, "--network-interface-exclusion-list"),
+        (["--network-interface-exclusion-list", "eth1,+"], {}, "--network-interface-exclusion-list"),
+        (["--pod-ip", "fe80::1%rv0"], {}, "--pod-ip"),
+        (["--pod-ip", "fe80::1"], {}, "--pod-ip"),
+        (["--pod-ip", "169.254.1.1"], {}, "--pod-ip"),
+        ([], {"POD_IP": "fe80::1%eth0"}, "POD_IP"),
+        (["--mode", "ebpf", "--local-proxy-mode", "PodIP"], {}, "--local-proxy-mode"),
     ],
 )
 def test_invalid_values_name_the_option(argv: list[str], env: dict[str, str], option: str) -> None:
@@ -106,3 +113,17 @@ def test_any_valid_port_list_round_trips(ports: list[int]) -> None:
 def test_any_invalid_port_is_rejected(port: int) -> None:
     with pytest.raises(OptionsError):
         parse_options(["--inbound-port", str(port)], {})
+
+
+def test_wildcards_with_a_prefix_and_podip_outside_ebpf_stay_valid() -> None:
+    opts = parse_options(["--network-interface-exclusion-list", "eth+,veth0"], {})
+    assert opts.network_interface_exclusions == ("eth+", "veth0")
+    assert parse_options(["--mode", "auto", "--local-proxy-mode", "PodIP"], {}).local_proxy_mode == "PodIP"
+    # cleanup takes the same args as the apply run; PodIP there must not block removing ebpf state
+    assert parse_options(["--mode", "ebpf", "--local-proxy-mode", "PodIP", "--cleanup"], {}).cleanup
+
+
+def test_cli_rejects_scoped_pod_ip_with_exit_2(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["--pod-ip", "fe80::1%rv0", "--dry-run"]) == 2
+    err = capsys.readouterr().err
+    assert "invalid option --pod-ip" in err and "zone" in err and "Traceback" not in err

@@ -16,7 +16,9 @@ static __always_inline int sock4_should_redirect(const struct fsm_settings *s, _
 {
 	struct fsm_lpm4_key key = {.prefixlen = 32};
 
-	if (fsm_is_loopback4(dip) || sock_port_excluded(dport))
+	/* The pod's own address goes over lo, where FSM's `-o lo ! --uid-owner proxy -j RETURN` lets
+	 * it through: the app calling itself is not proxied. */
+	if (fsm_is_loopback4(dip) || (s->pod_ip4 && dip == s->pod_ip4) || sock_port_excluded(dport))
 		return 0;
 	__builtin_memcpy(key.addr, &dip, 4);
 	if (fsm_excl_cidr4.lookup(&key))
@@ -26,11 +28,19 @@ static __always_inline int sock4_should_redirect(const struct fsm_settings *s, _
 	return 1;
 }
 
+static __always_inline int sock6_is_pod_ip(const struct fsm_settings *s, const __u32 dip[4])
+{
+	if (!(s->pod_ip6[0] | s->pod_ip6[1] | s->pod_ip6[2] | s->pod_ip6[3]))
+		return 0;
+	return dip[0] == s->pod_ip6[0] && dip[1] == s->pod_ip6[1] && dip[2] == s->pod_ip6[2] &&
+	       dip[3] == s->pod_ip6[3];
+}
+
 static __always_inline int sock6_should_redirect(const struct fsm_settings *s, const __u32 dip[4], __u16 dport)
 {
 	struct fsm_lpm6_key key = {.prefixlen = 128};
 
-	if (!(s->flags & FSM_F_IPV6) || fsm_is_loopback6(dip) || sock_port_excluded(dport))
+	if (!(s->flags & FSM_F_IPV6) || fsm_is_loopback6(dip) || sock6_is_pod_ip(s, dip) || sock_port_excluded(dport))
 		return 0;
 	__builtin_memcpy(key.addr, dip, 16);
 	if (fsm_excl_cidr6.lookup(&key))
