@@ -33,7 +33,7 @@ from typing import Any
 
 import orjson
 
-from bench.common import HttpsConn, summarize, write_result
+from bench.common import HttpsConn, asgi_request_body, summarize, write_result
 from webhook.certs import kube
 from webhook.certs.ca import CA
 from webhook.certs.files import ensure_cert_dir
@@ -64,20 +64,9 @@ def admission_app(
     (not on dryRun), label the pod `fsm-proxy-uuid`. GET /stats → handling times and pool stats."""
 
     async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
-        if scope["type"] == "lifespan":
-            while True:
-                msg = await receive()
-                if msg["type"] == "lifespan.startup":
-                    await send({"type": "lifespan.startup.complete"})
-                elif msg["type"] == "lifespan.shutdown":
-                    await send({"type": "lifespan.shutdown.complete"})
-                    return
-        body = b""
-        while True:
-            msg = await receive()
-            body += msg.get("body", b"")
-            if not msg.get("more_body"):
-                break
+        body = await asgi_request_body(scope, receive, send)
+        if body is None:
+            return
         if scope["method"] == "GET":
             out = orjson.dumps(
                 {

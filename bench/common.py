@@ -94,3 +94,22 @@ class HttpsConn:
             self.writer.close()
             with contextlib.suppress(ConnectionError, ssl.SSLError):
                 await self.writer.wait_closed()
+
+
+async def asgi_request_body(scope: dict[str, Any], receive: Any, send: Any) -> bytes | None:
+    """For the small raw ASGI apps of benchmarks and tests: answer the lifespan protocol (returns
+    None) or read an HTTP request's whole body."""
+    if scope["type"] == "lifespan":
+        while True:
+            msg = await receive()
+            if msg["type"] == "lifespan.startup":
+                await send({"type": "lifespan.startup.complete"})
+            elif msg["type"] == "lifespan.shutdown":
+                await send({"type": "lifespan.shutdown.complete"})
+                return None
+    body = b""
+    while True:
+        msg = await receive()
+        body += msg.get("body", b"")
+        if not msg.get("more_body"):
+            return body

@@ -22,6 +22,7 @@ import pytest
 import uvicorn
 from cryptography import x509
 
+from bench.common import asgi_request_body
 from webhook.certs.files import CertDirRenewer, ensure_cert_dir
 from webhook.certs.reload import CertReloader
 
@@ -35,20 +36,9 @@ REVIEW: dict[str, Any] = {
 
 async def admission_app(scope: dict[str, Any], receive: Any, send: Any) -> None:
     """Minimal AdmissionReview echo: allowed, same uid."""
-    if scope["type"] == "lifespan":
-        while True:
-            msg = await receive()
-            if msg["type"] == "lifespan.startup":
-                await send({"type": "lifespan.startup.complete"})
-            elif msg["type"] == "lifespan.shutdown":
-                await send({"type": "lifespan.shutdown.complete"})
-                return
-    body = b""
-    while True:
-        msg = await receive()
-        body += msg.get("body", b"")
-        if not msg.get("more_body"):
-            break
+    body = await asgi_request_body(scope, receive, send)
+    if body is None:
+        return
     uid = json.loads(body)["request"]["uid"]
     out = json.dumps(
         {
