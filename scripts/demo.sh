@@ -81,6 +81,22 @@ for s in sorted(secrets):
 if len(pods) < want or any(not any(c["name"] == "sidecar" for c in p["spec"]["containers"]) for p in pods):
     sys.exit("demo: not every pod was injected; see .dev/demo/serve.log")
 PY
+# What fsm-init would program for one stored pod, in a throw-away network namespace standing in for it.
+args=$("$py" - "$kubeconfig" <<'PY'
+import shlex, sys
+from webhook.kube.client import connect, path_for
+pods = connect(sys.argv[1]).get(path_for("v1", "pods", "bookstore"))["items"]
+init = next(c for p in pods for c in p["spec"].get("initContainers", []) if c["name"] == "fsm-init")
+print(shlex.join(init["args"]))
+PY
+)
+if [ "$(id -u)" = 0 ] && ip netns add fsm-demo-pod 2>/dev/null; then
+  echo
+  echo "== fsm-init $args --dry-run   (in a fresh network namespace standing in for the pod; IPv4 part)"
+  # shellcheck disable=SC2086
+  ip netns exec fsm-demo-pod .venv/bin/fsm-init $args --ipv6 false --dry-run 2>/dev/null | sed 's/^/   /' || true
+  ip netns del fsm-demo-pod
+fi
 echo
 echo "demo: running. Try: KUBECONFIG=$kubeconfig .venv/bin/fsm-onboard namespace list"
 echo "      explain offline: .venv/bin/fsm-onboard explain -f demo/bookstore.yaml"
