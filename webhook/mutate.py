@@ -53,11 +53,17 @@ class Mutator:
         Callable[[str, Mapping[str, Any] | None], Awaitable[Mapping[str, Any] | None]] | None
     ) = None
 
+    @staticmethod
+    def namespace_of(request: admission.AdmissionRequest) -> str:
+        """The pod's namespace: the request's (a create may leave the object's empty)."""
+        pod = request["object"]
+        return request.get("namespace") or (pod.get("metadata") or {}).get("namespace") or "default"
+
     def evaluate(
         self, request: admission.AdmissionRequest, namespace: Mapping[str, Any] | None = None
     ) -> Outcome:
         pod = request["object"]
-        ns_name = request.get("namespace") or (pod.get("metadata") or {}).get("namespace") or "default"
+        ns_name = self.namespace_of(request)
         if namespace is None:
             namespace = self.namespaces(ns_name)
         if namespace is None:
@@ -79,7 +85,7 @@ class Mutator:
         try:
             namespace = None
             if self.namespace_refresh is not None:
-                ns_name = request.get("namespace") or "default"
+                ns_name = self.namespace_of(request)
                 namespace = await self.namespace_refresh(ns_name, self.namespaces(ns_name))
             outcome = self.evaluate(request, namespace)
             if outcome.denied:
@@ -101,9 +107,7 @@ class Mutator:
         self.metrics.admissions.labels(result, reason).inc()
         if self.on_result is not None:
             try:
-                recorded = self.on_result(
-                    request["object"], request.get("namespace") or "default", outcome, error
-                )
+                recorded = self.on_result(request["object"], self.namespace_of(request), outcome, error)
             except Exception as exc:  # an Event is a courtesy; the answer stands
                 log.warning("admission %s: recording the Event failed: %s", uid, exc)
                 recorded = None
