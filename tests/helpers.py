@@ -65,14 +65,14 @@ def serve_standalone(cert_dir: Path, *extra: str) -> Iterator[tuple[int, subproc
 
 
 @contextlib.contextmanager
-def serve_cluster(kubeconfig: Path, workdir: Path) -> Iterator[tuple[int, Path]]:
+def serve_cluster(kubeconfig: Path, workdir: Path, *extra: str) -> Iterator[tuple[int, Path]]:
     """Run ``fsm-onboard serve`` in cluster mode against ``kubeconfig``, registered by URL on a free
     loopback port; yields the port and the CA file. Its log is ``workdir/serve.log``."""
     port = free_port()
     cert_dir = workdir / "certs"
     log = workdir / "serve.log"
     args = ["--kubeconfig", str(kubeconfig), "--webhook-url", f"https://127.0.0.1:{port}",
-            "--cert-dir", str(cert_dir), "--log-level", "info", "--service-cert-check-interval", "1"]  # fmt: skip
+            "--cert-dir", str(cert_dir), "--log-level", "info", "--service-cert-check-interval", "1", *extra]  # fmt: skip
     with open(log, "w") as out:
         try:
             with _serve(args, port, out, 60):

@@ -188,6 +188,8 @@ def _serve_cluster(args: argparse.Namespace, templates: Templates) -> int:
             "use it with --standalone, inject or explain"
         )
     try:
+        kube = connect(args.kubeconfig)
+        owner = _cluster_role_owner(kube, args.owner_cluster_role) if args.owner_cluster_role else ()
         webhook = WebhookSettings(
             mesh_name=args.mesh_name,
             mesh_namespace=args.mesh_namespace,
@@ -195,9 +197,13 @@ def _serve_cluster(args: argparse.Namespace, templates: Templates) -> int:
             service_name=args.service_name,
             failure_policy=args.failure_policy,
             timeout_seconds=args.webhook_timeout,
+            owner=owner,
         )
     except ValueError as exc:
         raise UsageError(str(exc)) from None
+    except KubeError as exc:
+        print(f"fsm-onboard: error: cannot start in cluster mode: {exc}", file=sys.stderr)
+        return 1
     options = ClusterOptions(
         mesh_name=args.mesh_name,
         mesh_namespace=args.mesh_namespace,
@@ -212,7 +218,6 @@ def _serve_cluster(args: argparse.Namespace, templates: Templates) -> int:
         mesh_name=args.mesh_name, mesh_namespace=args.mesh_namespace, trust_domain=args.trust_domain
     )
     try:
-        kube = connect(args.kubeconfig)
         cluster = ClusterServer(kube, options, templates, ctx)
         cluster.start()
     except (KubeError, CertError) as exc:
@@ -237,6 +242,22 @@ def _serve_cluster(args: argparse.Namespace, templates: Templates) -> int:
     finally:
         cluster.stop()
     return 0
+
+
+def _cluster_role_owner(kube: Any, name: str) -> tuple[tuple[str, str], ...]:
+    """An ownerReference to the ClusterRole ``name`` (--owner-cluster-role)."""
+    from webhook.kube.client import KubeError, path_for
+
+    try:
+        role = kube.get(path_for("rbac.authorization.k8s.io/v1", "clusterroles", name=name))
+    except KubeError as exc:
+        raise KubeError(exc.status, f"--owner-cluster-role {name}: {exc}") from None
+    return (
+        ("apiVersion", "rbac.authorization.k8s.io/v1"),
+        ("kind", "ClusterRole"),
+        ("name", name),
+        ("uid", role["metadata"]["uid"]),
+    )
 
 
 def cmd_namespace(args: argparse.Namespace) -> int:
@@ -343,6 +364,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     serve.add_argument("--failure-policy", default="Fail", help="Fail (default) or Ignore")
     serve.add_argument("--webhook-timeout", type=int, default=10, help="seconds, 1-30 (default 10)")
+    serve.add_argument(
+        "--owner-cluster-role",
+        metavar="NAME",
+        help="cluster mode: the webhook configurations are owned by this ClusterRole (the chart's), so "
+        "deleting it (helm uninstall) garbage-collects them",
+    )
     serve.add_argument(
         "--service-cert-check-interval",
         type=float,

@@ -34,7 +34,7 @@ def _expected_command(mesh: str, ns: str, policy: str, timeout: int) -> list[str
     return (
         f"fsm-onboard serve --mesh-name {mesh} --mesh-namespace {ns} --cert-dir /var/run/fsm-onboard/certs "
         f"--service-name fsm-onboard-webhook --failure-policy {policy} --webhook-timeout {timeout} --port 9090 "
-        "--template-dir /etc/fsm-onboard/templates"
+        f"--template-dir /etc/fsm-onboard/templates --owner-cluster-role fsm-onboard-{mesh}"
     ).split()
 
 
@@ -189,6 +189,7 @@ def _expected_cluster_rules(mesh: str) -> list[tuple[Any, ...]]:
                 ("delete", "patch", "update"),
                 (f"fsm-validator-{mesh}", f"fsm-webhook-{mesh}"),
             ),
+            (("rbac.authorization.k8s.io",), ("clusterroles",), ("get",), (f"fsm-onboard-{mesh}",)),
             (("apiextensions.k8s.io",), ("customresourcedefinitions",), ("create",), ()),
             (
                 ("apiextensions.k8s.io",),

@@ -576,3 +576,35 @@ def test_service_cert_is_handed_over_and_renewed_before_expiry(webhook, kube):
         assert chains_to(second, ca)
     finally:
         kube.delete(f"{mc_path}/fsm-mesh-config")
+
+
+def test_webhook_configurations_are_garbage_collected_with_their_owner(cluster, kube, tmp_path):
+    """With --owner-cluster-role (the chart passes its ClusterRole), deleting that ClusterRole — as
+    `helm uninstall` does — makes Kubernetes delete the configurations the server registered."""
+    role = f"fsm-onboard-gc-{uuid.uuid4().hex[:6]}"
+    kube.create(
+        path_for("rbac.authorization.k8s.io/v1", "clusterroles"), {"metadata": {"name": role}, "rules": []}
+    )
+    paths = [path_for("admissionregistration.k8s.io/v1", plural, name=f"{prefix}-gc")
+             for plural, prefix in (("mutatingwebhookconfigurations", "fsm-webhook"),
+                                    ("validatingwebhookconfigurations", "fsm-validator"))]  # fmt: skip
+    with serve_cluster(cluster.kubeconfig, tmp_path, "--mesh-name", "gc", "--owner-cluster-role", role):
+        until(lambda: all(_exists(kube, p) for p in paths), 20, what="both configurations")
+        for p in paths:
+            owners = kube.get(p)["metadata"]["ownerReferences"]
+            assert [(o["kind"], o["name"]) for o in owners] == [("ClusterRole", role)]
+    kube.delete(path_for("rbac.authorization.k8s.io/v1", "clusterroles", name=role))
+    until(
+        lambda: not any(_exists(kube, p) for p in paths), 60, 0.5, what="the garbage collector to delete them"
+    )
+
+
+def test_unknown_owner_cluster_role_is_a_clear_error(cluster, tmp_path):
+    r = subprocess.run(
+        [str(BIN / "fsm-onboard"), "serve", "--kubeconfig", str(cluster.kubeconfig), "--port", "1",
+         "--webhook-url", "https://127.0.0.1:1", "--cert-dir", str(tmp_path), "--owner-cluster-role", "no-such-role"],
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert (
+        r.returncode == 1 and "--owner-cluster-role no-such-role" in r.stderr and "Traceback" not in r.stderr
+    )

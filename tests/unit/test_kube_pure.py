@@ -171,3 +171,23 @@ def test_events_go_on_the_owner_for_denials_failures_and_unusual_skips():
     )
     assert skipped["reason"] == "InjectionSkipped" and skipped["involvedObject"]["kind"] == "Pod"
     assert event_for(POD, "shop", Outcome(Decision(False, Reason.POD_DISABLED)), None, NOW) is None
+
+
+def test_owner_reference_is_set_and_watched_for_drift():
+    owner = (
+        ("apiVersion", "rbac.authorization.k8s.io/v1"),
+        ("kind", "ClusterRole"),
+        ("name", "r"),
+        ("uid", "u1"),
+    )
+    s = WebhookSettings("fsm", "fsm-system", owner=owner)
+    want = desired_config(s, b"CA")
+    assert want["metadata"]["ownerReferences"] == [dict(owner)]
+    stored = {
+        "metadata": {"ownerReferences": [{**dict(owner), "controller": None}]},
+        "webhooks": want["webhooks"],
+    }
+    assert not _drifted(stored, want)
+    stored["metadata"]["ownerReferences"] = []
+    assert _drifted(stored, want)
+    assert "ownerReferences" not in desired_config(WebhookSettings("fsm", "fsm-system"), b"CA")["metadata"]

@@ -56,6 +56,10 @@ class WebhookSettings:
     service_port: int = 443
     failure_policy: str = "Fail"
     timeout_seconds: int = 10
+    # An ownerReference (a cluster-scoped object, e.g. the release's ClusterRole): when it is
+    # deleted, Kubernetes' garbage collector deletes the configurations, so uninstalling can never
+    # leave a failurePolicy=Fail webhook pointing at nothing.
+    owner: tuple[tuple[str, str], ...] = ()
 
     def __post_init__(self) -> None:
         if self.failure_policy not in ("Fail", "Ignore"):
@@ -80,6 +84,16 @@ def _client_config(s: WebhookSettings, ca_bundle: bytes, path: str) -> dict[str,
     return client_config
 
 
+def _metadata(s: WebhookSettings, name: str) -> dict[str, Any]:
+    meta: dict[str, Any] = {
+        "name": name,
+        "labels": {"app.kubernetes.io/managed-by": "fsm-onboard", c.LABEL_MONITORED_BY: s.mesh_name},
+    }
+    if s.owner:
+        meta["ownerReferences"] = [dict(s.owner)]
+    return meta
+
+
 def desired_validating_config(s: WebhookSettings, ca_bundle: bytes) -> dict[str, Any]:
     """fsm-validator: MeshConfigs of this mesh's namespace and onboarded Namespaces, on create/update."""
     common = {
@@ -93,10 +107,7 @@ def desired_validating_config(s: WebhookSettings, ca_bundle: bytes) -> dict[str,
     return {
         "apiVersion": API,
         "kind": "ValidatingWebhookConfiguration",
-        "metadata": {
-            "name": validator_config_name(s.mesh_name),
-            "labels": {"app.kubernetes.io/managed-by": "fsm-onboard", c.LABEL_MONITORED_BY: s.mesh_name},
-        },
+        "metadata": _metadata(s, validator_config_name(s.mesh_name)),
         "webhooks": [
             {
                 "name": f"meshconfig.{VALIDATOR_NAME}",
@@ -142,10 +153,7 @@ def desired_config(s: WebhookSettings, ca_bundle: bytes) -> dict[str, Any]:
     return {
         "apiVersion": API,
         "kind": "MutatingWebhookConfiguration",
-        "metadata": {
-            "name": webhook_config_name(s.mesh_name),
-            "labels": {"app.kubernetes.io/managed-by": "fsm-onboard", c.LABEL_MONITORED_BY: s.mesh_name},
-        },
+        "metadata": _metadata(s, webhook_config_name(s.mesh_name)),
         "webhooks": [
             {
                 "name": WEBHOOK_NAME,
@@ -185,6 +193,16 @@ def desired_config(s: WebhookSettings, ca_bundle: bytes) -> dict[str, Any]:
 
 def _drifted(actual: Mapping[str, Any], desired: Mapping[str, Any]) -> bool:
     """Compare only what we own; the API server fills defaults we do not set."""
+    owners = desired["metadata"].get("ownerReferences")
+    if (
+        owners is not None
+        and [
+            {k: r.get(k) for k in o}
+            for r, o in zip(actual["metadata"].get("ownerReferences") or [], owners, strict=False)
+        ]
+        != owners
+    ):
+        return True
     want = desired["webhooks"]
     have = actual.get("webhooks") or []
     if len(have) != len(want):
