@@ -205,6 +205,7 @@ def _serve_cluster(args: argparse.Namespace, templates: Templates) -> int:
         print(f"fsm-onboard: error: cannot start in cluster mode: {exc}", file=sys.stderr)
         return 1
     options = ClusterOptions(
+        byo_ca=_byo_ca(args.ca_cert, args.ca_key),
         mesh_name=args.mesh_name,
         mesh_namespace=args.mesh_namespace,
         cert_dir=Path(args.cert_dir),
@@ -242,6 +243,23 @@ def _serve_cluster(args: argparse.Namespace, templates: Templates) -> int:
     finally:
         cluster.stop()
     return 0
+
+
+def _byo_ca(cert: str | None, key: str | None) -> Any:
+    """The bring-your-own mesh CA from --ca-cert/--ca-key, checked (a CA, key matches)."""
+    from webhook.certs.ca import CA
+    from webhook.certs.errors import CertError
+
+    if not cert and not key:
+        return None
+    if not (cert and key):
+        raise UsageError("--ca-cert and --ca-key: give both or neither")
+    try:
+        return CA.from_pem(Path(cert).read_bytes(), Path(key).read_bytes(), source=f"--ca-cert {cert}")
+    except OSError as exc:
+        raise UsageError(f"--ca-cert/--ca-key: {exc.filename}: {exc.strerror}") from None
+    except CertError as exc:
+        raise UsageError(str(exc)) from None
 
 
 def _cluster_role_owner(kube: Any, name: str) -> tuple[tuple[str, str], ...]:
@@ -364,6 +382,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     serve.add_argument("--failure-policy", default="Fail", help="Fail (default) or Ignore")
     serve.add_argument("--webhook-timeout", type=int, default=10, help="seconds, 1-30 (default 10)")
+    serve.add_argument(
+        "--ca-cert", metavar="FILE", help="cluster mode: bring your own mesh CA (PEM certificate)"
+    )
+    serve.add_argument("--ca-key", metavar="FILE", help="cluster mode: the BYO mesh CA's private key (PEM)")
     serve.add_argument(
         "--owner-cluster-role",
         metavar="NAME",

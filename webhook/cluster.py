@@ -20,6 +20,7 @@ from typing import Any
 import yaml
 
 from webhook import constants as c
+from webhook.certs.ca import CA
 from webhook.certs.issuer import bootstrap_secret_data
 from webhook.certs.manager import MeshCertManager
 from webhook.certs.pool import KeyPool
@@ -124,6 +125,7 @@ class ClusterOptions:
     secret_deadline: float = 0.0  # 0: the webhook timeout less 2 s
     key_pool_size: int = 64
     service_cert_interval: float = 30.0  # how often service certs are checked for renewal
+    byo_ca: CA | None = None  # bring-your-own mesh CA (--ca-cert/--ca-key); else one is generated
 
 
 class ClusterServer:
@@ -151,6 +153,7 @@ class ClusterServer:
             hosts=list(dict.fromkeys(hosts)),
             key_pool=self.key_pool,
             trust_domain=o.trust_domain,
+            byo=o.byo_ca,
             mutating=[webhook_config_name(o.mesh_name)],
             validating=[validator_config_name(o.mesh_name)],
         )

@@ -608,3 +608,46 @@ def test_unknown_owner_cluster_role_is_a_clear_error(cluster, tmp_path):
     assert (
         r.returncode == 1 and "--owner-cluster-role no-such-role" in r.stderr and "Traceback" not in r.stderr
     )
+
+
+def test_bring_your_own_ca_from_files(cluster, kube, tmp_path):
+    from cryptography import x509
+
+    from webhook.certs.ca import CA
+    from webhook.certs.leaf import chains_to
+
+    ca = CA.generate()
+    (tmp_path / "ca.crt").write_bytes(ca.cert_pem)
+    (tmp_path / "ca.key").write_bytes(ca.key_pem)
+    mesh = f"byo-{uuid.uuid4().hex[:6]}"
+    args = ("--mesh-name", mesh, "--mesh-namespace", mesh, "--ca-cert", str(tmp_path / "ca.crt"),
+            "--ca-key", str(tmp_path / "ca.key"))  # fmt: skip
+    workdir = tmp_path / "server"
+    workdir.mkdir()
+    with serve_cluster(cluster.kubeconfig, workdir, *args):
+        stored = kube.get(path_for("v1", "secrets", mesh, "fsm-ca-bundle"))
+        assert base64.b64decode(stored["data"]["ca.crt"]) == ca.cert_pem
+        served = x509.load_pem_x509_certificate((workdir / "certs" / "tls.crt").read_bytes())
+        assert chains_to(served, ca.cert)
+    # Another CA for the same mesh is refused with the reason, not silently swapped in.
+    other = CA.generate()
+    (tmp_path / "other.crt").write_bytes(other.cert_pem)
+    (tmp_path / "other.key").write_bytes(other.key_pem)
+    r = subprocess.run(
+        [str(BIN / "fsm-onboard"), "serve", "--kubeconfig", str(cluster.kubeconfig), "--port", "1",
+         "--webhook-url", "https://127.0.0.1:1", "--cert-dir", str(tmp_path / "c2"), "--mesh-name", mesh,
+         "--mesh-namespace", mesh, "--ca-cert", str(tmp_path / "other.crt"), "--ca-key", str(tmp_path / "other.key")],
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert r.returncode == 1 and "holds a different CA" in r.stderr and "Traceback" not in r.stderr
+    r = subprocess.run(
+        [str(BIN / "fsm-onboard"), "serve", "--kubeconfig", str(cluster.kubeconfig), "--ca-cert", str(tmp_path / "ca.crt")],
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert r.returncode == 2 and "--ca-cert and --ca-key: give both or neither" in r.stderr
+    for plural, prefix in (
+        ("mutatingwebhookconfigurations", "fsm-webhook"),
+        ("validatingwebhookconfigurations", "fsm-validator"),
+    ):
+        with contextlib.suppress(KubeError):
+            kube.delete(path_for("admissionregistration.k8s.io/v1", plural, name=f"{prefix}-{mesh}"))
