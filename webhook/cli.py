@@ -148,11 +148,12 @@ def cmd_serve(args: argparse.Namespace) -> int:
     ctx = _context(args, config)
     cert_dir = Path(args.cert_dir)
     hosts = list(dict.fromkeys(["localhost", "127.0.0.1", *args.cert_host]))
+    key_type, ca_validity = _key_settings(args)
     try:
-        files = ensure_cert_dir(cert_dir, hosts)
+        files = ensure_cert_dir(cert_dir, hosts, key_type=key_type, ca_validity=ca_validity)
     except CertError as exc:
         raise UsageError(f"--cert-dir: {exc}") from None
-    renewer = CertDirRenewer(cert_dir, hosts)
+    renewer = CertDirRenewer(cert_dir, hosts, key_type=key_type, ca_validity=ca_validity)
     renewer.start(interval=60.0)
     mutator = Mutator(templates, ctx, standalone_namespace(args.mesh_name), lambda: config)
     print(
@@ -204,8 +205,11 @@ def _serve_cluster(args: argparse.Namespace, templates: Templates) -> int:
     except KubeError as exc:
         print(f"fsm-onboard: error: cannot start in cluster mode: {exc}", file=sys.stderr)
         return 1
+    key_type, ca_validity = _key_settings(args)
     options = ClusterOptions(
         byo_ca=_byo_ca(args.ca_cert, args.ca_key),
+        key_type=key_type,
+        ca_validity=ca_validity,
         mesh_name=args.mesh_name,
         mesh_namespace=args.mesh_namespace,
         cert_dir=Path(args.cert_dir),
@@ -243,6 +247,27 @@ def _serve_cluster(args: argparse.Namespace, templates: Templates) -> int:
     finally:
         cluster.stop()
     return 0
+
+
+def _key_settings(args: argparse.Namespace) -> tuple[Any, Any]:
+    """--key-type and --ca-validity, checked with the certs package's own parsers."""
+    from datetime import timedelta
+
+    from webhook.certs.errors import CertError
+    from webhook.certs.keys import parse_key_type
+    from webhook.values import parse_duration
+
+    try:
+        key_type = parse_key_type(args.key_type, field="--key-type")
+    except CertError as exc:
+        raise UsageError(str(exc)) from None
+    try:
+        seconds = parse_duration(args.ca_validity)
+    except ValueError as exc:
+        raise UsageError(f"--ca-validity: {exc}") from None
+    if seconds < 86400:
+        raise UsageError(f"--ca-validity: expected at least 24h, got {args.ca_validity!r}")
+    return key_type, timedelta(seconds=seconds)
 
 
 def _byo_ca(cert: str | None, key: str | None) -> Any:
@@ -382,6 +407,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     serve.add_argument("--failure-policy", default="Fail", help="Fail (default) or Ignore")
     serve.add_argument("--webhook-timeout", type=int, default=10, help="seconds, 1-30 (default 10)")
+    serve.add_argument(
+        "--key-type",
+        default="ecdsa-p256",
+        help="ecdsa-p256 (default), ecdsa-p384, rsa-2048, rsa-3072, rsa-4096",
+    )
+    serve.add_argument(
+        "--ca-validity", default="87600h", help="validity of a generated mesh CA (default 87600h)"
+    )
     serve.add_argument(
         "--ca-cert", metavar="FILE", help="cluster mode: bring your own mesh CA (PEM certificate)"
     )

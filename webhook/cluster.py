@@ -20,8 +20,9 @@ from typing import Any
 import yaml
 
 from webhook import constants as c
-from webhook.certs.ca import CA
+from webhook.certs.ca import CA, DEFAULT_CA_VALIDITY
 from webhook.certs.issuer import bootstrap_secret_data
+from webhook.certs.keys import DEFAULT_KEY_TYPE, KeyType
 from webhook.certs.manager import MeshCertManager
 from webhook.certs.pool import KeyPool
 from webhook.certs.service import ServiceCertCache
@@ -126,6 +127,8 @@ class ClusterOptions:
     key_pool_size: int = 64
     service_cert_interval: float = 30.0  # how often service certs are checked for renewal
     byo_ca: CA | None = None  # bring-your-own mesh CA (--ca-cert/--ca-key); else one is generated
+    key_type: KeyType = DEFAULT_KEY_TYPE  # of the generated CA, the serving cert and proxy certs
+    ca_validity: timedelta = DEFAULT_CA_VALIDITY
 
 
 class ClusterServer:
@@ -143,7 +146,7 @@ class ClusterServer:
             "127.0.0.1",
             *o.cert_hosts,
         ]
-        self.key_pool = KeyPool(size=o.key_pool_size)
+        self.key_pool = KeyPool(size=o.key_pool_size, key_type=o.key_type)
         core, admission = kube.typed_apis()
         self.certs = MeshCertManager(
             core,
@@ -154,6 +157,8 @@ class ClusterServer:
             key_pool=self.key_pool,
             trust_domain=o.trust_domain,
             byo=o.byo_ca,
+            key_type=o.key_type,
+            ca_validity=o.ca_validity,
             mutating=[webhook_config_name(o.mesh_name)],
             validating=[validator_config_name(o.mesh_name)],
         )

@@ -159,3 +159,30 @@ def test_certs_reused_across_restarts(tmp_path):
     with serve_standalone(tmp_path):
         assert (tmp_path / "ca.crt").read_bytes() == ca and (tmp_path / "tls.crt").read_bytes() == crt
     assert oct((tmp_path / "tls.key").stat().st_mode & 0o777) == "0o600"
+
+
+def test_key_type_and_ca_validity_flags(tmp_path):
+    from cryptography import x509
+    from cryptography.hazmat.primitives.asymmetric import rsa
+
+    with serve_standalone(tmp_path, "--key-type", "rsa-2048", "--ca-validity", "8760h"):
+        ca = x509.load_pem_x509_certificate((tmp_path / "ca.crt").read_bytes())
+        leaf = x509.load_pem_x509_certificate((tmp_path / "tls.crt").read_bytes())
+    assert isinstance(ca.public_key(), rsa.RSAPublicKey) and isinstance(leaf.public_key(), rsa.RSAPublicKey)
+    days = (ca.not_valid_after_utc - ca.not_valid_before_utc).days
+    assert 364 <= days <= 366
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [(("--key-type", "dsa"), "--key-type"), (("--ca-validity", "1h"), "--ca-validity: expected at least 24h"),
+     (("--ca-validity", "soon"), "--ca-validity: expected a duration")],
+)  # fmt: skip
+def test_bad_key_flags_exit_2(tmp_path, args, message):
+    import subprocess
+
+    from helpers import BIN
+
+    r = subprocess.run([str(BIN / "fsm-onboard"), "serve", "--standalone", "--cert-dir", str(tmp_path), *args],
+                       capture_output=True, text=True, timeout=60)  # fmt: skip
+    assert r.returncode == 2 and message in r.stderr and "Traceback" not in r.stderr
