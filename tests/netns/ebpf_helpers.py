@@ -159,12 +159,15 @@ class Pod:
         rounds: int = 0,
         size: int = 64,
         timeout: float = 20,
+        ns: str | None = None,
     ) -> str:
-        """Run one client in the pod; returns its output (first line, then `rr <n>` when rounds > 0)."""
+        """Run one client in the pod (or in namespace ``ns``, e.g. the peer, outside the pod cgroup);
+        returns its output (first line, then `rr <n>` when rounds > 0)."""
         proc = self.spawn(
             [SYS_PYTHON, str(SCRIPT), "client", host, str(port), str(rounds), str(size)],
             uid=uid,
-            in_cgroup=in_cgroup,
+            in_cgroup=in_cgroup and ns is None,
+            ns=ns,
         )
         try:
             out, err = proc.communicate(timeout=timeout)

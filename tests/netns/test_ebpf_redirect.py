@@ -116,15 +116,7 @@ def test_inclusion_list_redirects_only_listed_cidrs(pod: H.Pod) -> None:
 def test_inbound_is_intercepted(pod: H.Pod) -> None:
     _init(pod)
     # A client in the peer namespace (another host) calls the pod: nat PREROUTING → 15003.
-    out = (
-        pod.spawn(
-            [H.SYS_PYTHON, str(H.SCRIPT), "client", pod.pod_ip, str(INBOUND_APP_PORT)],
-            ns=pod.peer,
-            in_cgroup=False,
-        )
-        .communicate(timeout=20)[0]
-        .strip()
-    )
+    out = pod.client(pod.pod_ip, INBOUND_APP_PORT, ns=pod.peer)
     assert out == f"proxy 15003 orig={pod.pod_ip}:{INBOUND_APP_PORT}"
 
 
@@ -152,15 +144,7 @@ def test_cleanup_restores_direct_traffic(pod: H.Pod) -> None:
     res = H.fsm_init("--mode", "ebpf", "--cgroup", str(pod.cgroup), "--cleanup", ns=pod.ns)
     assert res.returncode == 0, res.stderr
     assert pod.client(pod.peer_ip, APP_PORT) == f"remote {APP_PORT}"
-    out = (
-        pod.spawn(
-            [H.SYS_PYTHON, str(H.SCRIPT), "client", pod.pod_ip, str(INBOUND_APP_PORT)],
-            ns=pod.peer,
-            in_cgroup=False,
-        )
-        .communicate(timeout=20)[0]
-        .strip()
-    )
+    out = pod.client(pod.pod_ip, INBOUND_APP_PORT, ns=pod.peer)
     assert not out.startswith("proxy"), out
     assert not _pins(pod).exists()
 
