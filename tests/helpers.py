@@ -6,8 +6,10 @@ import contextlib
 import os
 import signal
 import socket
+import ssl
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -145,3 +147,40 @@ def sample_pod(annotations: dict[str, str] | None = None, containers: int = 3) -
             "volumes": [{"name": "config", "configMap": {"name": "web-config"}}],
         },
     }
+
+
+class TLSServer:
+    """A blocking TLS server on loopback for handshake tests: accept, handshake, ``respond``, close.
+
+    Failed handshakes are collected in ``errors`` (a test asserts there are none)."""
+
+    def __init__(self, ctx: ssl.SSLContext) -> None:
+        self.ctx = ctx
+        self.sock = socket.create_server(("127.0.0.1", 0))
+        self.sock.settimeout(0.2)
+        self.port = self.sock.getsockname()[1]
+        self.errors: list[str] = []
+        self._stop = threading.Event()
+        self._t = threading.Thread(target=self._run, daemon=True)
+        self._t.start()
+
+    def respond(self, tls: ssl.SSLSocket) -> None:
+        tls.sendall(b"ok")
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                conn, _ = self.sock.accept()
+            except TimeoutError:
+                continue
+            conn.settimeout(5)
+            try:
+                with self.ctx.wrap_socket(conn, server_side=True) as tls:
+                    self.respond(tls)
+            except Exception as exc:  # every failure is the test's business
+                self.errors.append(f"{type(exc).__name__}: {exc}")
+
+    def close(self) -> None:
+        self._stop.set()
+        self._t.join()
+        self.sock.close()

@@ -26,6 +26,7 @@ from typing import Any, TypeVar
 
 import pytest
 from cryptography import x509
+from helpers import TLSServer
 from kubernetes import client
 
 from bench.certs import PATH, Recorder, ThreadedServer, admission_app, mutating_webhook
@@ -223,40 +224,22 @@ def test_admission_writes_bootstrap_secret(apis: Any, namespaces: Any, pool: Key
 # --- 3 + 4. caBundle follows the CA; full rotation without a failed admission or handshake ---
 
 
-class RepoServer:
+class RepoServer(TLSServer):
     """A Pipy-repo stand-in: TLS with client certs required; answers the client's CN."""
 
     def __init__(self, cert: Path, key: Path, ca: Path) -> None:
-        self.ctx = server_ssl_context(cert, key, client_ca=ca)
-        self.reloader = CertReloader(self.ctx, cert, key, client_ca=ca)
-        self.sock = socket.create_server(("127.0.0.1", 0))
-        self.sock.settimeout(0.2)
-        self.port = self.sock.getsockname()[1]
-        self.errors: list[str] = []
-        self._stop = threading.Event()
-        self._t = threading.Thread(target=self._run, daemon=True)
-        self._t.start()
+        ctx = server_ssl_context(cert, key, client_ca=ca)
+        self.reloader = CertReloader(ctx, cert, key, client_ca=ca)
+        super().__init__(ctx)
 
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            try:
-                conn, _ = self.sock.accept()
-            except TimeoutError:
-                continue
-            conn.settimeout(5)
-            try:
-                with self.ctx.wrap_socket(conn, server_side=True) as t:
-                    der = t.getpeercert(binary_form=True)
-                    cn = common_name_of(x509.load_der_x509_certificate(der)) if der else ""
-                    parse_proxy_cn(cn)
-                    t.sendall(cn.encode())
-            except (ssl.SSLError, OSError, CertError, KeyError) as exc:
-                self.errors.append(f"{type(exc).__name__}: {exc}")
+    def respond(self, tls: ssl.SSLSocket) -> None:
+        der = tls.getpeercert(binary_form=True)
+        cn = common_name_of(x509.load_der_x509_certificate(der)) if der else ""
+        parse_proxy_cn(cn)
+        tls.sendall(cn.encode())
 
     def close(self) -> None:
-        self._stop.set()
-        self._t.join()
-        self.sock.close()
+        super().close()
         self.reloader.stop()
 
 

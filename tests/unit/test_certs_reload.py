@@ -4,50 +4,19 @@ from __future__ import annotations
 
 import socket
 import ssl
-import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from cryptography import x509
+from helpers import TLSServer
 
 from webhook.certs.ca import load_cert_pem
 from webhook.certs.files import ensure_cert_dir
 from webhook.certs.reload import CertReloader, server_ssl_context
 
 HOSTS = ["localhost", "127.0.0.1"]
-
-
-class TLSServer:
-    """A blocking TLS echo-of-nothing server on loopback: accept, handshake, close."""
-
-    def __init__(self, ctx: ssl.SSLContext) -> None:
-        self.ctx = ctx
-        self.sock = socket.create_server(("127.0.0.1", 0))
-        self.sock.settimeout(0.2)
-        self.port = self.sock.getsockname()[1]
-        self.errors: list[str] = []
-        self._stop = threading.Event()
-        self._t = threading.Thread(target=self._run, daemon=True)
-        self._t.start()
-
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            try:
-                conn, _ = self.sock.accept()
-            except TimeoutError:
-                continue
-            try:
-                with self.ctx.wrap_socket(conn, server_side=True) as t:
-                    t.sendall(b"ok")
-            except (ssl.SSLError, OSError) as exc:
-                self.errors.append(str(exc))
-
-    def close(self) -> None:
-        self._stop.set()
-        self._t.join()
-        self.sock.close()
 
 
 @pytest.fixture
