@@ -59,15 +59,6 @@ def _check(parser: Callable[[Any], Any]) -> dict[str, Any]:
     return {"check": parser}
 
 
-def _one_of(choices: tuple[str, ...]) -> Callable[[Any], str]:
-    def check(raw: Any) -> str:
-        if raw not in choices:
-            raise ValueError(f"expected one of {'|'.join(choices)}, got {raw!r}")
-        return str(raw)
-
-    return check
-
-
 def _non_negative(raw: Any) -> int:
     if raw < 0:
         raise ValueError(f"expected an integer >= 0, got {raw!r}")
@@ -114,7 +105,7 @@ class Traffic:
         default_factory=list, metadata=_check(values.parse_interface_list)
     )
     interceptionMode: str = dataclasses.field(
-        default="iptables", metadata=_check(_one_of(INTERCEPTION_MODES))
+        default="iptables", metadata=_check(values.one_of(INTERCEPTION_MODES))
     )
 
 
@@ -129,7 +120,7 @@ class Certificate:
 @dataclasses.dataclass(frozen=True)
 class Sidecar:
     enablePrivilegedInitContainer: bool = False
-    logLevel: str = dataclasses.field(default="error", metadata=_check(_one_of(LOG_LEVELS)))
+    logLevel: str = dataclasses.field(default="error", metadata=_check(values.one_of(LOG_LEVELS)))
     sidecarImage: str = "flomesh/pipy:1.5.14"
     initContainerImage: str = "flomesh/fsm-onboard-init:0.1.0"
     maxDataPlaneConnections: int = dataclasses.field(default=0, metadata=_check(_non_negative))
@@ -138,7 +129,9 @@ class Sidecar:
     holdApplicationUntilProxyStarts: bool = False
     gracefulExitUntilDownstreamEnds: bool = False
     nativeSidecar: bool = False
-    localProxyMode: str = dataclasses.field(default="Localhost", metadata=_check(_one_of(LOCAL_PROXY_MODES)))
+    localProxyMode: str = dataclasses.field(
+        default="Localhost", metadata=_check(values.one_of(LOCAL_PROXY_MODES))
+    )
 
 
 @dataclasses.dataclass(frozen=True)

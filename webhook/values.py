@@ -8,11 +8,12 @@ from __future__ import annotations
 
 import ipaddress
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
 from webhook.constants import FALSE_VALUES, TRUE_VALUES
 
 __all__ = [
+    "one_of",
     "parse_cidr_list",
     "parse_duration",
     "parse_interface_list",
@@ -36,6 +37,18 @@ _IFNAME = re.compile(r"^[A-Za-z0-9_.:@+-]{1,15}$")
 def split_list(raw: str) -> list[str]:
     """Split a comma list as FSM's annotations are written: spaces ignored, empty items dropped."""
     return [item.strip() for item in raw.split(",") if item.strip()]
+
+
+def one_of(choices: tuple[str, ...], *, strip: bool = False) -> Callable[[object], str]:
+    """A parser accepting exactly one of ``choices`` (annotations: after stripping blanks)."""
+
+    def check(raw: object) -> str:
+        value = raw.strip() if strip and isinstance(raw, str) else raw
+        if value not in choices:
+            raise ValueError(f"expected one of {'|'.join(choices)}, got {raw!r}")
+        return str(value)
+
+    return check
 
 
 def parse_switch(raw: object) -> bool:

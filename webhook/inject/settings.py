@@ -54,16 +54,6 @@ def _annotations(obj: Mapping[str, Any] | None) -> Mapping[str, str]:
     return ((obj or {}).get("metadata") or {}).get("annotations") or {}
 
 
-def _one_of(choices: tuple[str, ...]):  # type: ignore[no-untyped-def]
-    def check(raw: str) -> str:
-        value = raw.strip()
-        if value not in choices:
-            raise ValueError(f"expected one of {'|'.join(choices)}, got {raw!r}")
-        return value
-
-    return check
-
-
 def _image(raw: str) -> str:
     value = raw.strip()
     if not value or any(ch.isspace() for ch in value):
@@ -131,11 +121,13 @@ def resolve_settings(pod: Mapping[str, Any], namespace: Mapping[str, Any], confi
     settings = dict(
         sidecar_image=r.get(c.ANN_SIDECAR_IMAGE, _image, sc.sidecarImage),
         init_image=sc.initContainerImage,
-        log_level=r.get(c.ANN_LOG_LEVEL, _one_of(LOG_LEVELS), sc.logLevel),
+        log_level=r.get(c.ANN_LOG_LEVEL, values.one_of(LOG_LEVELS, strip=True), sc.logLevel),
         native_sidecar=r.get(c.ANN_NATIVE_SIDECAR, values.parse_switch, sc.nativeSidecar),
         hold_application=r.get(c.ANN_HOLD_APP, values.parse_switch, sc.holdApplicationUntilProxyStarts),
         graceful_exit=r.get(c.ANN_GRACEFUL_EXIT, values.parse_switch, sc.gracefulExitUntilDownstreamEnds),
-        interception_mode=r.get(c.ANN_INTERCEPTION_MODE, _one_of(INTERCEPTION_MODES), tr.interceptionMode),
+        interception_mode=r.get(
+            c.ANN_INTERCEPTION_MODE, values.one_of(INTERCEPTION_MODES, strip=True), tr.interceptionMode
+        ),
     )
     if r.errors:
         raise AnnotationError(r.errors)
