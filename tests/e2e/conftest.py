@@ -12,7 +12,6 @@ import base64
 import json
 import os
 import ssl
-import subprocess
 import sys
 import urllib.request
 from collections.abc import Iterator
@@ -157,17 +156,6 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[E2ECluster]:
         yield c
     finally:
         devcluster.down(layout)
-
-
-@pytest.fixture(scope="session")
-def helm_bin() -> Path:
-    """The pinned helm binary (built once into the cache)."""
-    script = ROOT / "dev" / "build.sh"
-    res = subprocess.run([str(script), "helm"], capture_output=True, text=True, check=False)
-    if res.returncode != 0:
-        pytest.fail(f"cannot build helm: {res.stderr.strip()}", pytrace=False)
-    path = subprocess.run([str(script), "path", "helm"], capture_output=True, text=True, check=True).stdout
-    return Path(path.strip()) / "helm"
 
 
 @pytest.fixture(scope="session")

@@ -11,7 +11,6 @@ from __future__ import annotations
 import http.client
 import json
 import ssl
-import threading
 import time
 from collections.abc import Iterator
 from datetime import timedelta
@@ -19,12 +18,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import uvicorn
 from cryptography import x509
 
+from bench.certs import ThreadedServer
 from bench.common import asgi_request_body
 from webhook.certs.files import CertDirRenewer, ensure_cert_dir
-from webhook.certs.reload import CertReloader
 
 HOSTS = ["localhost", "127.0.0.1"]
 REVIEW: dict[str, Any] = {
@@ -53,36 +51,13 @@ async def admission_app(scope: dict[str, Any], receive: Any, send: Any) -> None:
     await send({"type": "http.response.body", "body": out})
 
 
-class Served:
+class Served(ThreadedServer):
+    """The minimal admission app over TLS with 4-second serving certs and a CertReloader."""
+
     def __init__(self, cert_dir: Path) -> None:
         files = ensure_cert_dir(cert_dir, HOSTS, validity=timedelta(seconds=4))
         self.ca = files.ca
-        config = uvicorn.Config(
-            admission_app,
-            host="127.0.0.1",
-            port=0,
-            ssl_certfile=str(files.cert),
-            ssl_keyfile=str(files.key),
-            log_level="warning",
-            lifespan="on",
-        )
-        config.load()
-        assert isinstance(config.ssl, ssl.SSLContext)
-        self.reloader = CertReloader(config.ssl, files.cert, files.key)
-        self.server = uvicorn.Server(config)
-        self.thread = threading.Thread(target=self.server.run, daemon=True)
-        self.thread.start()
-        deadline = time.monotonic() + 20
-        while not self.server.started:
-            if time.monotonic() > deadline or not self.thread.is_alive():
-                pytest.fail("uvicorn did not start within 20 s")
-            time.sleep(0.02)
-        self.port = self.server.servers[0].sockets[0].getsockname()[1]
-
-    def close(self) -> None:
-        self.reloader.stop()
-        self.server.should_exit = True
-        self.thread.join(timeout=10)
+        super().__init__(admission_app, files.cert, files.key)
 
 
 @pytest.fixture
