@@ -74,9 +74,9 @@ class MeshCertManager:
         core, admission = kube.apis_from_client(api_client)
         return cls(core, admission, namespace, **options)
 
-    def start_sync(self) -> Issuer:
-        """Blocking first sync; returns the Issuer the admission path uses."""
-        state = kube.ensure_ca_state(
+    def _ensure_state(self) -> CAState:
+        """The stored CA state, created when absent (from the bring-your-own CA when one was given)."""
+        return kube.ensure_ca_state(
             self.core,
             self.namespace,
             name=self.secret_name,
@@ -84,6 +84,10 @@ class MeshCertManager:
             validity=self.ca_validity,
             byo=self.byo,
         )
+
+    def start_sync(self) -> Issuer:
+        """Blocking first sync; returns the Issuer the admission path uses."""
+        state = self._ensure_state()
         with self._lock:
             self.issuer = Issuer(state.signing, self.key_pool, self.trust_domain, bundle=state.trust)
             self._apply(state)
@@ -92,16 +96,8 @@ class MeshCertManager:
     def sync_once(self) -> bool:
         """Follow the Secret and renew the serving cert; True when anything changed."""
         found = kube.read_ca_state(self.core, self.namespace, self.secret_name)
-        if found is None:  # deleted: recreate (or adopt what another replica recreates)
-            state = kube.ensure_ca_state(
-                self.core,
-                self.namespace,
-                name=self.secret_name,
-                key_type=self.key_type,
-                validity=self.ca_validity,
-            )
-        else:
-            state = found[0]
+        # Deleted: recreate it (or adopt what another replica recreated).
+        state = self._ensure_state() if found is None else found[0]
         with self._lock:
             return self._apply(state)
 
